@@ -8,7 +8,7 @@ cd "$here"
 log() { echo "setup: $*" >&2; }
 
 pkgs=(clang-19 llvm-19 lld-19 libbpf-dev bpftool python3-venv python3-dev
-      iproute2 xz-utils gcc make hyperfine postgresql-15 python3-dbg)
+      iproute2 xz-utils gcc make hyperfine postgresql-15 bpfcc-tools python3-bpfcc)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

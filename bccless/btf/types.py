@@ -249,13 +249,18 @@ class Restrict(Modifier):
 
 
 class TypeTag(Modifier):
-    """TYPE_TAG: ``name`` is the tag text (e.g. 'user', 'rcu')."""
+    """TYPE_TAG: ``name`` is the tag text (e.g. 'user', 'rcu').
 
-    __slots__ = ()
+    ``attr`` is the kind flag: the tag is a C type attribute
+    (``__attribute__((address_space(1)))``) rather than a ``btf_type_tag``.
+    """
+
+    __slots__ = ("attr",)
     kind = Kind.TYPE_TAG
 
-    def __init__(self, name: str, type: int) -> None:
+    def __init__(self, name: str, type: int, attr: bool = False) -> None:
         super().__init__(type, name)
+        self.attr = attr
 
 
 class Func(Type):
@@ -346,15 +351,21 @@ class Float(Type):
 
 
 class DeclTag(Type):
-    """DECL_TAG: ``component_idx`` is -1 for the whole declaration."""
+    """DECL_TAG: ``component_idx`` is -1 for the whole declaration.
 
-    __slots__ = ("type", "component_idx")
+    ``attr`` is the kind flag: the tag is a C declaration attribute
+    (``__attribute__((...))``) rather than a ``btf_decl_tag``.
+    """
+
+    __slots__ = ("type", "component_idx", "attr")
     kind = Kind.DECL_TAG
 
-    def __init__(self, name: str, type: int, component_idx: int = -1) -> None:
+    def __init__(self, name: str, type: int, component_idx: int = -1,
+                 attr: bool = False) -> None:
         super().__init__(name)
         self.type = type
         self.component_idx = component_idx
+        self.attr = attr
 
 
 KIND_CLASSES = {

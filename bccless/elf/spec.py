@@ -42,6 +42,7 @@ class ProgramSpec:
 
     name: str
     sec_name: str           # ELF section name, i.e. the SEC() string, e.g. 'tracepoint/syscalls/sys_enter_getpid'
+                            # (a leading '?' is kept: the name keys relocs/func_info/section_insns)
     sec_insn_off: int       # first instruction of this function within its section
     insns: bytes            # this function's raw instructions (8 bytes each)
     prog_type: int = 0      # BPF_PROG_TYPE_* from the SEC() table (0 for .text subprograms)
@@ -53,6 +54,8 @@ class ProgramSpec:
     is_subprog: bool = False  # lives in .text and is only called
     autoload: bool = True   # False for SEC("?...")
     global_func: bool = False  # STB_GLOBAL symbol (matters for .text subprograms)
+    sec_flags: int = 0      # SEC_* bits of the matched entry (bccless.elf.sections)
+    mark_btf_static: bool = False  # global but hidden: libbpf uploads its BTF FUNC as static
 
 
 @dataclass
@@ -77,7 +80,8 @@ class MapSpec:
     data: Optional[bytes] = None  # initial image of an internal map (bss: zeros)
     mmapable: bool = False
     sec_idx: int = -1       # ELF section index backing the map's data/definition
-    var_name: str = ""      # C identifier of a .maps variable (== name for user maps)
+    var_name: str = ""      # C identifier of a .maps variable (== name for user maps);
+                            # the ELF section name ('.rodata', '.kconfig') for internal maps
 
 
 @dataclass
@@ -87,6 +91,8 @@ class ExternSpec:
     name: str
     sec: str                # '.kconfig' | '.ksyms'
     btf_id: int             # VAR or FUNC id in the object's BTF
+    type_id: int = 0        # declared type past mods/typedefs (FUNC_PROTO for a kfunc; 0 if
+                            # typeless), kept because open rewrites .ksyms VARs to int
     is_func: bool = False   # kfunc
     weak: bool = False
     typeless: bool = False  # 'extern const void x __ksym'

@@ -1,0 +1,1 @@
+"""Event streams from BPF programs to Python: perf buffers, ring buffers, trace_pipe."""
