@@ -41,6 +41,7 @@ class PrePass:
     includes: List[Include] = field(default_factory=list)
     map_calls: List[MacroCall] = field(default_factory=list)
     tracepoints: List[Tuple[str, str]] = field(default_factory=list)
+    tokens: List[Tuple[str, "ci.TokenKind", int, int]] = field(default_factory=list)
 
 
 def _line_end(text: str, start: int) -> int:
@@ -67,7 +68,7 @@ def scan(index: "ci.Index", path: str, utf8_text: str, text: str) -> PrePass:
                                            ci.SourceLocation.from_offset(tu, fobj, len(text)))
     toks = [(t.spelling, t.kind, t.extent.start.offset, t.extent.end.offset)
             for t in tu.get_tokens(extent=extent)]
-    result = PrePass()
+    result = PrePass(tokens=toks)
     seen_tp = set()
     i, n = 0, len(toks)
     while i < n:

@@ -26,7 +26,7 @@ from typing import List, Optional
 
 from clang import cindex as ci
 
-from .ast_walk import K, Source, body_of
+from .ast_walk import Source, body_of
 from .edits import Rewriter, insert_at, replace_with
 from .tracepoints import split_struct_name
 
@@ -143,11 +143,6 @@ def force_inline(src: Source, rw: Rewriter, func: "ci.Cursor") -> None:
     """BCC inlines every static function (no BPF-to-BPF calls); keep that behaviour."""
     if is_spelled_here(src, func):
         rw.add(insert_at(src.span(func)[0], "__attribute__((always_inline)) "))
-
-
-def find_functions(src: Source) -> List["ci.Cursor"]:
-    """Function definitions written in the user's file."""
-    return [c for c in src.top_level() if c.kind == K.FUNCTION_DECL and c.is_definition()]
 
 
 def is_program(func: "ci.Cursor") -> bool:

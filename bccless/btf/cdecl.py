@@ -10,7 +10,10 @@ id order, which makes the spelling of a type the same whether the whole BTF
 or a single type is printed.
 
 C has two relevant namespaces: tags (struct/union/enum) and ordinary
-identifiers (typedef names and enumerators).
+identifiers (typedef names and enumerators).  Numbering follows id order
+within each kind of name rather than libbpf's emission order, so an
+enumerator clashing with a typedef (which libbpf may rename either way) is
+the one renamed here.
 """
 from __future__ import annotations
 
@@ -33,104 +36,140 @@ def _suffixed(name: str, rank: int) -> str:
 
 
 class Names:
-    """Unique C names for the tags, typedefs and enumerators of one BTF."""
+    """Unique C names for the tags, typedefs and enumerators of one BTF.
+
+    Tags are ranked among same-named structs/unions/enums, typedefs among
+    same-named typedefs, enumerators among same-named enumerators and after
+    any typedef of that name (typedef names are used everywhere, enumerators
+    only inside their enum, so the typedef keeps the plain spelling).
+
+    A few lookups use ``btf.find``; past ``_FINDS_BEFORE_INDEX`` of them one
+    pass over all types names everything at once, which is cheaper.
+    """
+
+    _FINDS_BEFORE_INDEX = 16
 
     def __init__(self, btf) -> None:
         self._btf = btf
-        self._tags: Dict[int, str] = {}
-        self._idents: Optional[Dict[Tuple[int, int], str]] = None
+        self._names: Dict[int, str] = {}
+        self._finds = 0
+        self._indexed = False
+        self._enumerators: Optional[Dict[Tuple[int, int], str]] = None
 
     def tag(self, tid: int) -> str:
         """Tag name of a struct/union/enum/fwd ('' when anonymous)."""
-        cached = self._tags.get(tid)
+        return self._lookup(tid)
+
+    def typedef(self, tid: int) -> str:
+        """Name of a TYPEDEF."""
+        return self._lookup(tid)
+
+    def _lookup(self, tid: int) -> str:
+        cached = self._names.get(tid)
         if cached is not None:
             return cached
         btf = self._btf
         name = btf.name(tid)
         if not name:
-            self._tags[tid] = ""
+            self._names[tid] = ""
             return ""
-        same = sorted(btf.find(name))
-        defs = [i for i in same if btf.kind(i) in _TAG_DEF_KINDS]
-        if btf.kind(tid) == Kind.FWD:
-            result = self._fwd_name(tid, name, same, defs)
-        else:
-            result = _suffixed(name, defs.index(tid) + 1)
-        self._tags[tid] = result
-        return result
+        if not self._indexed:
+            self._finds += 1
+            if self._finds > self._FINDS_BEFORE_INDEX:
+                self.index_all()
+                return self._names[tid]
+        self._name_group(name, btf.find(name))
+        return self._names[tid]
 
-    def _fwd_name(self, tid: int, name: str, same: List[int], defs: List[int]) -> str:
-        """A FWD names the same C tag as the first definition of its flavor;
-        a FWD with no such definition gets a rank after all definitions."""
-        btf = self._btf
-        want = Kind.UNION if btf[tid].is_union else Kind.STRUCT
-        for i in defs:
-            if btf.kind(i) == want:
-                return self.tag(i)
-        lone = [i for i in same if btf.kind(i) == Kind.FWD
-                and not any(btf.kind(d) == (Kind.UNION if btf[i].is_union else Kind.STRUCT)
-                            for d in defs)]
-        return _suffixed(name, len(defs) + lone.index(tid) + 1)
+    def _name_group(self, name: str, same: List[int]) -> None:
+        """Spell every tag and typedef among ``same`` (ids named ``name``).
 
-    def index_all(self) -> None:
-        """Name every tag in one pass over the BTF.
-
-        For a whole-header dump: one ``find`` per type would rescan the
-        string section each time."""
+        A FWD names the same C tag as the first definition of its flavor; a
+        FWD with no such definition ranks after all definitions."""
         btf = self._btf
         kind = btf.kind
-        groups: Dict[str, List[int]] = {}
-        for tid in btf.ids():
-            if kind(tid) in _TAG_DEF_KINDS or kind(tid) == Kind.FWD:
-                name = btf.name(tid)
-                if name:
-                    groups.setdefault(name, []).append(tid)
-                else:
-                    self._tags[tid] = ""
-        for name, same in groups.items():
-            defs = [i for i in same if kind(i) in _TAG_DEF_KINDS]
-            for rank, tid in enumerate(defs, 1):
-                self._tags[tid] = _suffixed(name, rank)
-            if len(defs) < len(same):
-                for tid in same:
-                    if kind(tid) == Kind.FWD:
-                        self._tags[tid] = self._fwd_name(tid, name, same, defs)
+        defs = [i for i in same if kind(i) in _TAG_DEF_KINDS]
+        names = self._names
+        for rank, tid in enumerate(defs, 1):
+            names[tid] = _suffixed(name, rank)
+        typedefs = [i for i in same if kind(i) == Kind.TYPEDEF]
+        for rank, tid in enumerate(typedefs, 1):
+            names[tid] = _suffixed(name, rank)
+        rank = len(defs)
+        for tid in same:
+            if kind(tid) != Kind.FWD:
+                continue
+            want = Kind.UNION if btf[tid].is_union else Kind.STRUCT
+            match = next((d for d in defs if kind(d) == want), 0)
+            if match:
+                names[tid] = names[match]
+            else:
+                rank += 1
+                names[tid] = _suffixed(name, rank)
 
-    def typedef(self, tid: int) -> str:
-        """Name of a TYPEDEF, unique among typedefs and enumerators."""
-        return self._ident_table()[(tid, -1)]
+    def expect(self, count: int) -> None:
+        """Announce about ``count`` upcoming lookups, so that many are served
+        by one indexing pass instead of ``count`` string-section searches."""
+        if count > self._FINDS_BEFORE_INDEX - self._finds:
+            self.index_all()
+
+    def index_all(self) -> None:
+        """Name every tag and typedef in one pass over the BTF.  Names held
+        by a single type (nearly all) keep their spelling without ranking."""
+        if self._indexed:
+            return
+        btf = self._btf
+        kind, name_of = btf.kind, btf.name
+        wanted = _TAG_DEF_KINDS | {Kind.FWD, Kind.TYPEDEF}
+        first: Dict[str, int] = {}
+        shared: Dict[str, List[int]] = {}
+        for tid in btf.ids():
+            if kind(tid) in wanted:
+                name = name_of(tid)
+                other = first.setdefault(name, tid)
+                if other != tid:
+                    shared.setdefault(name, [other]).append(tid)
+        names = self._names
+        for name, tid in first.items():
+            names[tid] = name
+        for name, same in shared.items():
+            if name:
+                self._name_group(name, same)
+        self._indexed = True
 
     def enumerator(self, tid: int, index: int) -> str:
         """Name of value ``index`` of ENUM/ENUM64 ``tid``."""
-        return self._ident_table()[(tid, index)]
+        if self._enumerators is None:
+            self._enumerators = self._enumerator_table()
+        return self._enumerators[(tid, index)]
 
-    def _ident_table(self) -> Dict[Tuple[int, int], str]:
-        """Rank every typedef and enumerator name once, in type id order.
+    def _enumerator_table(self) -> Dict[Tuple[int, int], str]:
+        """Rank every enumerator once, in type id order.
 
-        Enumerators are not types, so no name index can answer "which earlier
-        identifier is also called X": one pass over all enums is needed.
-        """
-        if self._idents is not None:
-            return self._idents
+        Enumerators are not types, so no name index can answer "which other
+        enumerator is also called X": one pass over all enums is needed."""
         btf = self._btf
-        seen: Dict[str, int] = {}
-        table: Dict[Tuple[int, int], str] = {}
         kind = btf.kind
-        typedef_k, enum_k, enum64_k = Kind.TYPEDEF, Kind.ENUM, Kind.ENUM64
+        enums: List[int] = []
+        typedef_names = set()
         for tid in btf.ids():
             k = kind(tid)
-            if k == typedef_k:
-                name = btf.name(tid)
-                rank = seen.get(name, 0) + 1
+            if k == Kind.ENUM or k == Kind.ENUM64:
+                enums.append(tid)
+            elif k == Kind.TYPEDEF:
+                typedef_names.add(btf.name(tid))
+        seen: Dict[str, int] = {}
+        table: Dict[Tuple[int, int], str] = {}
+        for tid in enums:
+            for idx, value in enumerate(btf[tid].values):
+                name = value.name
+                rank = seen.get(name)
+                if rank is None:
+                    rank = 2 if name in typedef_names else 1
+                else:
+                    rank += 1
                 seen[name] = rank
-                table[(tid, -1)] = _suffixed(name, rank)
-            elif k == enum_k or k == enum64_k:
-                for idx, value in enumerate(btf[tid].values):
-                    name = value.name
-                    rank = seen.get(name, 0) + 1
-                    seen[name] = rank
-                    table[(tid, idx)] = _suffixed(name, rank)
-        self._idents = table
+                table[(tid, idx)] = _suffixed(name, rank)
         return table
 
 

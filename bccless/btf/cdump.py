@@ -14,7 +14,6 @@ behind ``BPF_NO_KFUNC_PROTOTYPES``.
 """
 from __future__ import annotations
 
-import difflib
 from typing import Callable, Iterable, List, Optional
 
 from ..errors import BTFError
@@ -141,11 +140,13 @@ class CWriter:
             return self.forward(tid)
         raise BTFError(f"type [{tid}] of kind {k.name} has no C definition")
 
-    def _inliner(self, level: int) -> Callable[[int], str]:
+    def _inliner(self, level: int, base: int = 0) -> Callable[[int], str]:
+        """Prints anonymous types met in a declarator; ``base`` is the bit
+        offset of the member being declared, for absolute offset comments."""
         def inline(tid: int) -> str:
             if self.btf.kind(tid) in (Kind.ENUM, Kind.ENUM64):
                 return self.enum(tid, level)
-            return self.record(tid, level)
+            return self.record(tid, level, base=base)
         return inline
 
     def enum(self, tid: int, level: int) -> str:
@@ -175,9 +176,10 @@ class CWriter:
             return ""
         return f" __attribute__((mode({_ENUM_MODES[enum.size]})))"
 
-    def record(self, tid: int, level: int, anonymous: bool = False) -> str:
+    def record(self, tid: int, level: int, anonymous: bool = False, base: int = 0) -> str:
         """``struct name { ... } [attrs]`` without the trailing ';'
-        (``anonymous``: print a named record's body as an anonymous one)."""
+        (``anonymous``: print a named record's body as an anonymous one;
+        ``base``: bit offset of this record in the outermost one)."""
         btf = self.btf
         rec = btf[tid]
         kw = "union" if btf.kind(tid) == Kind.UNION else "struct"
@@ -186,14 +188,15 @@ class CWriter:
         if not rec.members and not rec.size:
             return f"{head} {{}}" + plan.attributes()
         indent = "\t" * (level + 1)
-        inline = self._inliner(level + 1)
         lines = [f"{head} {{\n"]
         for i, m in enumerate(rec.members):
+            inline = self._inliner(level + 1, base + m.bit_offset)
             for pad in plan.pads.get(i, ()):
                 lines.append(f"{indent}{pad};\n")
             embedded = 0 if m.name else embedded_record(btf, m.type)
             if embedded:
-                text = self.record(embedded, level + 1, anonymous=True)
+                text = self.record(embedded, level + 1, anonymous=True,
+                                   base=base + m.bit_offset)
             else:
                 text = self.decls.decl(m.type, m.name, inline)
             if m.bitfield_size:
@@ -202,7 +205,7 @@ class CWriter:
             if over:
                 text += f" __attribute__((aligned({over})))"
             if self.offsets:
-                text += ";" + self._offset_comment(m)
+                text += ";" + self._offset_comment(m, base + m.bit_offset)
                 lines.append(f"{indent}{text}\n")
             else:
                 lines.append(f"{indent}{text};\n")
@@ -215,10 +218,10 @@ class CWriter:
         lines.append("\t" * level + "}" + plan.attributes())
         return "".join(lines)
 
-    def _offset_comment(self, m) -> str:
+    def _offset_comment(self, m, bit_offset: int) -> str:
         if m.bitfield_size:
-            return f"\t/* {m.bit_offset // 8}:{m.bit_offset % 8} {m.bitfield_size} bits */"
-        return f"\t/* {m.bit_offset // 8} {self.layout.size(m.type)} */"
+            return f"\t/* {bit_offset // 8}:{bit_offset % 8} {m.bitfield_size} bits */"
+        return f"\t/* {bit_offset // 8} {self.layout.size(m.type)} */"
 
     # -- one named type -------------------------------------------------------
 
@@ -229,7 +232,9 @@ class CWriter:
         order = Orderer(btf)
         fwds = []
         seen = set()
-        for action, dep in order.deps(tid):
+        deps = order.deps(tid)
+        self.names.expect(len({dep for _, dep in deps}))
+        for action, dep in deps:
             if btf.kind(dep) in (Kind.STRUCT, Kind.UNION, Kind.FWD) and dep != tid \
                     and dep not in seen:
                 seen.add(dep)
@@ -292,6 +297,8 @@ def find_named_types(btf, query: str) -> List[int]:
 
 
 def _suggest(btf, name: str, kinds: set) -> str:
+    import difflib  # error path only: keep it off the start-up path
+
     candidates = {btf.name(t) for t in btf.ids() if btf.kind(t) in kinds}
     candidates.discard("")
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.75)

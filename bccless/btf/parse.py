@@ -4,10 +4,10 @@ Kernel BTF has ~130k types and tools usually need a handful of them, so
 parsing does the least work that still makes every id addressable: one pass
 over the type section as u32 words records where each record starts
 (the length of a record follows from its kind and vlen alone).  Records are
-decoded on first access and cached; the name index is built only when
-:meth:`BTF.find` is first called, and for a few lookups it does not even
-decode names: it searches the string section for the wanted bytes and then
-looks for records whose ``name_off`` points there.
+decoded on first access and cached.  The first name lookups decode no names
+at all: they search the string section for the wanted bytes and then look
+for records whose ``name_off`` points there; only a caller that keeps looking
+names up gets a full name index, built with C-level loops.
 
 The original blob is kept, so an unmodified BTF re-encodes byte for byte
 (see :mod:`bccless.btf.encode`).  Split BTF (kernel modules) keeps a
@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from itertools import accumulate
 from operator import itemgetter
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -51,8 +52,9 @@ _MODS_AND_TYPEDEF = _MODS | {Kind.TYPEDEF}
 _SIZED = frozenset({Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC,
                     Kind.FLOAT})
 _PTR_SIZE = 8
-# After this many name lookups, building full name_off -> id dictionaries is cheaper
-# than scanning the name_off list once per lookup.
+# A lookup without an index costs a search of the string section plus a scan of the
+# name_off list (~0.5 ms on vmlinux); the index costs ~30 ms once.  Past this many
+# lookups the caller is clearly doing many, so the index is built.
 _SCANS_BEFORE_INDEX = 24
 
 
@@ -106,9 +108,12 @@ class BTF:
         self._replaced: Dict[int, Type] = {}
         self._added: List[Type] = []
         self._name_offs: Optional[List[int]] = None
-        self._first_by_off: Optional[Dict[int, int]] = None
-        self._last_by_off: Optional[Dict[int, int]] = None
-        self._scans = 0
+        self._scans = 0                      # name lookups done without an index
+        self._keys: List[bytes] = []         # name bytes per parsed record, once indexed
+        self._first_by_name: Optional[Dict[bytes, int]] = None
+        self._last_by_name: Dict[bytes, int] = {}
+        self._flavor_map: Optional[Dict[str, List[bytes]]] = None
+        self._kind_bytes: Optional[bytes] = None
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -356,40 +361,27 @@ class BTF:
     # -- lookup by name -----------------------------------------------------------------
     def find(self, name: str, kind: Optional[Kind] = None) -> List[int]:
         """Ids whose name is exactly ``name`` (of ``kind`` if given), ascending, base first."""
-        if not name:
-            return self._find_slow(lambda n: not n, kind)
-        offsets = self._find_bytes(name.encode("utf-8", "surrogateescape") + b"\0")
-        return self._find_by_offsets(name, offsets, kind, lambda n: n == name, "find")
+        return self._lookup(name, kind, False)
 
     def find_essential(self, name: str, kind: Optional[Kind] = None) -> List[int]:
         """Ids whose essential name (flavor suffix ``___x`` cut) is ``name``, ascending."""
-        if not name:
-            return self._find_slow(lambda n: not essential_name(n), kind)
-        # Every name with essential name ``name`` starts with it, so its string offset is
-        # an occurrence of those bytes; only occurrences followed by NUL or "___" qualify.
-        n = len(name)
-        offsets = []
-        for off in self._find_bytes(name.encode("utf-8", "surrogateescape")):
-            s = self.string(off)
-            if (len(s) == n or s[n:n + 3] == "___") and essential_name(s) == name:
-                offsets.append(off)
-        return self._find_by_offsets(name, offsets, kind, lambda n: essential_name(n) == name,
-                                     "find_essential")
+        return self._lookup(name, kind, True)
 
-    def _find_by_offsets(self, name: str, offsets: List[int], kind: Optional[Kind],
-                         match: Callable[[str], bool], method: str) -> List[int]:
-        base = self.base
-        out = getattr(base, method)(name, kind) if base is not None else []
-        own: List[int] = []
-        if offsets and self._offs:
-            for off in offsets:
-                own.extend(self._ids_with_name_off(off))
-        start, replaced = self.start_id, self._replaced
+    def _lookup(self, name: str, kind: Optional[Kind], essential: bool) -> List[int]:
+        out = self.base._lookup(name, kind, essential) if self.base is not None else []
+        if essential:
+            def match(n: str) -> bool:
+                return essential_name(n) == name
+        else:
+            def match(n: str) -> bool:
+                return n == name
+        own = self._parsed_named(name, essential, match) if self._offs else []
+        replaced = self._replaced
         if replaced:
             own = [i for i in own if i not in replaced]
             own.extend(i for i, t in replaced.items() if match(t.name))
-        np = len(self._offs)
-        own.extend(start + np + j for j, t in enumerate(self._added) if match(t.name))
+        first_added = self.start_id + len(self._offs)
+        own.extend(first_added + j for j, t in enumerate(self._added) if match(t.name))
         if own:
             own.sort()
             if kind is not None:
@@ -397,23 +389,43 @@ class BTF:
             out.extend(own)
         return out
 
-    def _ids_with_name_off(self, off: int) -> List[int]:
-        """Ids of parsed records whose name_off is ``off`` (ascending, possibly several)."""
-        if self._first_by_off is None:
+    def _parsed_named(self, name: str, essential: bool, match: Callable[[str], bool]) -> List[int]:
+        """Parsed ids whose raw name matches, by string search for the first few
+        lookups, then through an index of all names (cheaper for many lookups)."""
+        if self._first_by_name is None:
             self._scans += 1
             if self._scans <= _SCANS_BEFORE_INDEX:
-                return self._scan_name_offs(off, 0, len(self._offs))
-            names = self._name_offsets()
-            rng = range(len(names))
-            self._last_by_off = dict(zip(names, rng))
-            self._first_by_off = dict(zip(reversed(names), reversed(rng)))
-        j = self._first_by_off.get(off)
-        if j is None:
-            return []
-        last = self._last_by_off[off]  # type: ignore[index]
-        if j == last:
-            return [self.start_id + j]
-        return self._scan_name_offs(off, j, last + 1)
+                return self._scan_named(name, essential, match)
+            self._build_name_index()
+        encoded = name.encode("utf-8", "surrogateescape")
+        keys = [encoded] if not essential or essential_name(name) == name else []
+        if essential:
+            keys += self._flavors().get(name, ())
+        out: List[int] = []
+        for key in keys:
+            out.extend(self._ids_named(key))
+        return sorted(out) if len(keys) > 1 else out
+
+    def _scan_named(self, name: str, essential: bool, match: Callable[[str], bool]) -> List[int]:
+        if not name:
+            return [i for i in range(self.start_id, self.start_id + len(self._offs))
+                    if match(self.name(i))]
+        encoded = name.encode("utf-8", "surrogateescape")
+        if essential:
+            # A name with essential name ``name`` starts with it: its string offset is an
+            # occurrence of those bytes followed by NUL or "___".
+            n = len(name)
+            offsets = []
+            for off in self._find_bytes(encoded):
+                text = self.string(off)
+                if (len(text) == n or text[n:n + 3] == "___") and match(text):
+                    offsets.append(off)
+        else:
+            offsets = self._find_bytes(encoded + b"\0")
+        out: List[int] = []
+        for off in offsets:
+            out.extend(self._scan(self._name_offsets(), off, 0))
+        return sorted(out) if len(offsets) > 1 else out
 
     def _name_offsets(self) -> List[int]:
         names = self._name_offs
@@ -423,21 +435,93 @@ class BTF:
                                        list(itemgetter(*offs)(words)))
         return names
 
-    def _scan_name_offs(self, off: int, lo: int, hi: int) -> List[int]:
-        names = self._name_offsets()
-        index, start, out = names.index, self.start_id, []
+    def _scan(self, seq: list, value: object, lo: int, hi: Optional[int] = None) -> List[int]:
+        """Ids of the positions in ``seq[lo:hi]`` holding ``value`` (C-speed index())."""
+        hi = len(seq) if hi is None else hi
+        index, start, out = seq.index, self.start_id, []
         try:
-            j = index(off, lo, hi)
+            j = index(value, lo, hi)
             while True:
                 out.append(start + j)
-                j = index(off, j + 1, hi)
+                j = index(value, j + 1, hi)
         except ValueError:
             return out
 
-    def _find_slow(self, match: Callable[[str], bool], kind: Optional[Kind]) -> List[int]:
-        out = self.base._find_slow(match, kind) if self.base is not None else []
-        out.extend(i for i in self.ids()
-                   if match(self.name(i)) and (kind is None or self.kind(i) == kind))
+    def _build_name_index(self) -> None:
+        """Name bytes of every parsed record, and first/last position of each name.
+
+        Built with C-level loops only: the string section split at NULs gives
+        the bytes at every string start; the rare name_off that points into the
+        middle of a string (or into the base's strings) is decoded on its own."""
+        names = self._name_offsets()
+        parts = self._strs.split(b"\0")
+        by_off = dict(zip(accumulate(map((1).__add__, map(len, parts)), initial=self._str_start),
+                          parts))
+        keys = list(map(by_off.get, names))
+        if None in keys:
+            j = keys.index(None)
+            try:
+                while True:
+                    keys[j] = self.string(names[j]).encode("utf-8", "surrogateescape")
+                    j = keys.index(None, j + 1)
+            except ValueError:
+                pass
+        positions = range(len(keys))
+        self._keys = keys
+        self._last_by_name = dict(zip(keys, positions))
+        self._first_by_name = dict(zip(reversed(keys), reversed(positions)))
+
+    def _ids_named(self, key: bytes) -> List[int]:
+        j = self._first_by_name.get(key)  # type: ignore[union-attr]
+        if j is None:
+            return []
+        last = self._last_by_name[key]  # type: ignore[index]
+        if j == last:
+            return [self.start_id + j]
+        return self._scan(self._keys, key, j, last + 1)
+
+    def _flavors(self) -> Dict[str, List[bytes]]:
+        """essential name -> names with a flavor suffix (``foo___v2``), from the index."""
+        flavors = self._flavor_map
+        if flavors is None:
+            flavors = self._flavor_map = {}
+            for key in self._first_by_name:  # type: ignore[union-attr]
+                if b"___" in key:
+                    text = key.decode("utf-8", "surrogateescape")
+                    ess = essential_name(text)
+                    if ess != text:
+                        flavors.setdefault(ess, []).append(key)
+        return flavors
+
+    def ids_of_kind(self, *kinds: Kind) -> List[int]:
+        """Ids stored in this blob whose kind is one of ``kinds``, ascending.
+
+        One C-level pass builds a byte per record the first time, so a caller
+        that wants e.g. all structs and typedefs of vmlinux need not call
+        :meth:`kind` 100k times."""
+        kb = self._kind_bytes
+        if kb is None:
+            offs, words = self._offs, self._words
+            infos = (itemgetter(*map((1).__add__, offs))(words) if len(offs) > 1 else
+                     [words[o + 1] for o in offs])
+            kb = self._kind_bytes = bytes(info >> 24 & 31 for info in infos)
+        out: List[int] = []
+        start = self.start_id
+        for k in set(kinds):
+            needle = bytes((k,))
+            find = kb.find
+            p = find(needle)
+            while p >= 0:
+                out.append(start + p)
+                p = find(needle, p + 1)
+        replaced = self._replaced
+        if replaced:
+            out = [i for i in out if i not in replaced]
+            out.extend(i for i, t in replaced.items() if t.kind in kinds)
+        first_added = start + len(self._offs)
+        out.extend(first_added + j for j, t in enumerate(self._added) if t.kind in kinds)
+        if len(kinds) > 1 or replaced:
+            out.sort()
         return out
 
     # -- type graph helpers ---------------------------------------------------------------

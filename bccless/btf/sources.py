@@ -101,8 +101,9 @@ def elf_btf_section(path_or_data, name: str = ".BTF",
             shoff, = struct.unpack_from(order + "I", mv, 0x20)
             shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", mv, 0x2E)
             shdr = struct.Struct(order + "IIIIIIIIII")
-        if shoff == 0:
-            raise ELFError(f"{source}: ELF file has no section headers")
+        if shoff == 0 or shoff >= len(mv):
+            raise ELFError(f"{source}: section header offset {shoff} is not within the "
+                           f"file ({len(mv)} bytes)")
         if shentsize < shdr.size:
             raise ELFError(f"{source}: section header size {shentsize} < {shdr.size}")
         sec0 = shdr.unpack_from(mv, shoff)
@@ -127,7 +128,7 @@ def elf_btf_section(path_or_data, name: str = ".BTF",
             if flags & _SHF_COMPRESSED:
                 return memoryview(_decompress(body, is64, order, label)), label
             return body, label
-    except (struct.error, IndexError) as exc:
+    except (struct.error, IndexError, OverflowError) as exc:
         raise ELFError(f"{source}: truncated or corrupt ELF section headers ({exc})") from None
     raise BTFError(f"no {name} section (was it compiled with -g?)", source=source)
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STT_NOTYPE, STB_GLOBAL, STB_WEAK, SHN_UNDEF = 0, 1, 2, 0
+STT_NOTYPE, STB_GLOBAL, STB_WEAK, SHN_UNDEF, SHT_SYMTAB = 0, 1, 2, 0, 2
 _KCONFIG, _KSYMS = ".kconfig", ".ksyms"
 _PTR_SIZE = 8
 
@@ -215,7 +215,7 @@ def kconfig_map(externs: List[ExternSpec], btf: Optional["BTF"], obj_name: str,
     sec_id = _datasec_id(btf, _KCONFIG)
     # after the layout every VAR is allocated, so the map is mmapable
     flags = C.BPF_F_RDONLY_PROG | C.BPF_F_MMAPABLE
-    symtab = next(s.idx for s in img.sections if s.type == 2)
+    symtab = next(s.idx for s in img.sections if s.type == SHT_SYMTAB)
     return MapSpec(name=internal_map_name(obj_name, _KCONFIG), map_type=C.BPF_MAP_TYPE_ARRAY,
                    key_size=4, value_size=size, max_entries=1, flags=flags,
                    value_type_id=sec_id, sec_name=_KCONFIG, internal="kconfig",

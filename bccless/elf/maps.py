@@ -22,7 +22,7 @@ from .spec import MapSpec, ProgramSpec
 
 if TYPE_CHECKING:
     from ..btf.parse import BTF
-    from .object import ElfImage, Section
+    from .object import ElfImage, Section, Symbol
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,13 @@ def internal_map_name(obj_name: str, real_name: str) -> str:
     ('.rodata.foo') use their own name only.  Characters the kernel refuses
     become '_'.
     """
-    sfx_len = min(max(7, len(real_name)), BPF_OBJ_NAME_LEN - 1)
-    if "." in real_name[1:]:
+    obj, real = obj_name.encode(), real_name.encode()  # libbpf counts bytes, not characters
+    sfx_len = min(max(7, len(real)), BPF_OBJ_NAME_LEN - 1)
+    if b"." in real[1:]:
         pfx_len = 0
     else:
-        pfx_len = min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj_name))
-    name = obj_name[:pfx_len] + real_name[:sfx_len]
+        pfx_len = min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(obj))
+    name = (obj[:pfx_len] + real[:sfx_len]).decode("latin-1")
     return "".join(c if (c.isascii() and c.isalnum()) or c in "_." else "_" for c in name)
 
 
@@ -70,8 +71,10 @@ def fixup_datasecs(img: "ElfImage", btf: "BTF") -> None:
     whether the map is mmapable).  VARs end sorted by offset.  ``.kconfig``
     and ``.ksyms`` were laid out by the extern pass and are only sorted.
     """
-    syms = {s.name: s for s in img.symbols
-            if s.type == STT_OBJECT and s.bind in (STB_GLOBAL, STB_WEAK)}
+    syms: Dict[str, "Symbol"] = {}
+    for s in img.symbols:  # the first matching symbol wins, as in find_elf_var_sym
+        if s.type == STT_OBJECT and s.bind in (STB_GLOBAL, STB_WEAK):
+            syms.setdefault(s.name, s)
     for sec_name, tid in _datasecs(btf).items():
         ds = btf[tid]
         size = ds.size

@@ -18,7 +18,7 @@ import mmap
 import os
 import select
 import struct
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import MapError
 
@@ -78,6 +78,7 @@ class PerfBuffer:
         self.callback = callback
         self.lost_callback = lost_callback
         self.rings: List[_CpuRing] = []
+        self._by_fd: Dict[int, _CpuRing] = {}
         self._epoll = select.epoll()
         self._closed = False
         cleanup.register(self)
@@ -105,6 +106,7 @@ class PerfBuffer:
             raise MapError(f"perf buffer {self.map_name or self.map_fd}: mmap of "
                            f"{page_cnt} pages on cpu {cpu}: {exc.strerror}") from exc
         self.rings.append(ring)
+        self._by_fd[fd] = ring
         perf.perf_event_enable(fd)
         try:
             bpf.map_update_elem(self.map_fd, struct.pack("<I", cpu), struct.pack("<I", fd))
@@ -128,12 +130,8 @@ class PerfBuffer:
             return 0
         if not ready:
             return 0
-        by_fd = {r.fd: r for r in self.rings} if len(ready) > 1 or len(self.rings) > 1 else None
-        n = 0
-        for fd, _ev in ready:
-            ring = by_fd[fd] if by_fd is not None else self.rings[0]
-            n += self._drain(ring)
-        return n
+        by_fd = self._by_fd
+        return sum(self._drain(by_fd[fd]) for fd, _ev in ready)
 
     def consume(self) -> int:
         """Drain every ring whether or not it signalled; returns samples delivered."""
@@ -211,6 +209,7 @@ class PerfBuffer:
             ring.mm.close()
             os.close(ring.fd)
         self.rings.clear()
+        self._by_fd.clear()
         self._epoll.close()
 
     def __enter__(self) -> "PerfBuffer":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from errno import EAGAIN, ENOENT, ENOSPC
 
+from bccless.sys import bpf_consts as C
 from bccless.sys.bpf_call import _sys_bpf, bpf_error, good_fd, obj_name, sys_bpf, sys_bpf_fd
 from bccless.sys.bpf_info import get_fd_by_id, get_next_id, obj_get_info_by_fd
 from bccless.sys.bpf_link import (
@@ -42,12 +43,10 @@ _NULL = ffi.NULL
 _ELEM_ATTR = "struct bpf_map_elem_attr *"
 _ELEM_SIZE = ffi.sizeof("struct bpf_map_elem_attr")
 
-# Command numbers used on the hot path (enum bpf_cmd).
-_MAP_CREATE, _LOOKUP, _UPDATE, _DELETE, _NEXT_KEY = 0, 1, 2, 3, 4
-_PROG_LOAD, _OBJ_PIN, _OBJ_GET = 5, 6, 7
-_BTF_LOAD, _LOOKUP_AND_DELETE, _FREEZE = 18, 21, 22
-_LOOKUP_BATCH, _LOOKUP_AND_DELETE_BATCH, _UPDATE_BATCH, _DELETE_BATCH = 25, 26, 27, 28
-_BPF_F_NUMA_NODE = 1 << 2
+# Module-level copies: a global lookup is cheaper than an attribute on the hot path.
+_MAP_CREATE, _LOOKUP, _UPDATE = C.BPF_MAP_CREATE, C.BPF_MAP_LOOKUP_ELEM, C.BPF_MAP_UPDATE_ELEM
+_DELETE, _NEXT_KEY = C.BPF_MAP_DELETE_ELEM, C.BPF_MAP_GET_NEXT_KEY
+_LOOKUP_AND_DELETE, _FREEZE = C.BPF_MAP_LOOKUP_AND_DELETE_ELEM, C.BPF_MAP_FREEZE
 
 # Verifier/BTF log sizing, as libbpf: start small enough to be cheap, grow on
 # ENOSPC so that the log handed to the user is never truncated.
@@ -97,7 +96,7 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, 
     a.max_entries = max_entries
     a.map_flags = flags
     if numa_node is not None:
-        a.map_flags = flags | _BPF_F_NUMA_NODE
+        a.map_flags = flags | C.BPF_F_NUMA_NODE
         a.numa_node = numa_node
     if name:
         a.map_name = obj_name(name)
@@ -230,14 +229,14 @@ def map_lookup_batch(fd: int, key_size: int, value_size: int, count: int,
     (rounded size x possible CPUs).  ENOSPC means a hash bucket holds more than
     ``count`` entries: retry with a larger count.
     """
-    return _lookup_batch(_LOOKUP_BATCH, fd, key_size, value_size, count, in_batch)
+    return _lookup_batch(C.BPF_MAP_LOOKUP_BATCH, fd, key_size, value_size, count, in_batch)
 
 
 def map_lookup_and_delete_batch(fd: int, key_size: int, value_size: int, count: int,
                                 in_batch: bytes | None
                                 ) -> tuple[list[bytes], list[bytes], bytes | None]:
     """BPF_MAP_LOOKUP_AND_DELETE_BATCH; same contract as :func:`map_lookup_batch`."""
-    return _lookup_batch(_LOOKUP_AND_DELETE_BATCH, fd, key_size, value_size, count, in_batch)
+    return _lookup_batch(C.BPF_MAP_LOOKUP_AND_DELETE_BATCH, fd, key_size, value_size, count, in_batch)
 
 
 def map_delete_batch(fd: int, keys: list[bytes], key_size: int) -> int:
@@ -249,7 +248,7 @@ def map_delete_batch(fd: int, keys: list[bytes], key_size: int) -> int:
     a.keys = _buf(blob)
     a.count = len(keys)
     a.map_fd = fd
-    sys_bpf(_DELETE_BATCH, a, ffi.sizeof(a[0]))
+    sys_bpf(C.BPF_MAP_DELETE_BATCH, a, ffi.sizeof(a[0]))
     return a.count
 
 
@@ -268,7 +267,7 @@ def map_update_batch(fd: int, keys: list[bytes], values: list[bytes], key_size: 
     a.count = len(keys)
     a.map_fd = fd
     a.elem_flags = flags
-    sys_bpf(_UPDATE_BATCH, a, ffi.sizeof(a[0]))
+    sys_bpf(C.BPF_MAP_UPDATE_BATCH, a, ffi.sizeof(a[0]))
     return a.count
 
 
@@ -331,7 +330,7 @@ def prog_load(prog_type: int, insns: bytes, license: str, *, name: str = "",
         a.log_level, a.log_size, a.log_buf = log_level, len(log), log
     while True:
         for _ in range(_LOAD_ATTEMPTS):
-            fd = _sys_bpf(NR_BPF, _PROG_LOAD, a, size)
+            fd = _sys_bpf(NR_BPF, C.BPF_PROG_LOAD, a, size)
             if fd >= 0:
                 return good_fd(fd), _log_text(log)
             err = ffi.errno
@@ -345,7 +344,7 @@ def prog_load(prog_type: int, insns: bytes, license: str, *, name: str = "",
             log = _new("char[]", min(want, LOG_MAX_SIZE))
             a.log_size, a.log_buf = len(log), log
         else:
-            raise ProgLoadError(err, bpf_error(err, _PROG_LOAD).strerror,
+            raise ProgLoadError(err, bpf_error(err, C.BPF_PROG_LOAD).strerror,
                                 log=_log_text(log), name=name)
 
 
@@ -365,7 +364,7 @@ def btf_load(data: bytes, *, log_level: int = 0) -> int:
         log = _new("char[]", LOG_START_SIZE)
         a.btf_log_level, a.btf_log_size, a.btf_log_buf = log_level, len(log), log
     while True:
-        fd = _sys_bpf(NR_BPF, _BTF_LOAD, a, size)
+        fd = _sys_bpf(NR_BPF, C.BPF_BTF_LOAD, a, size)
         if fd >= 0:
             return good_fd(fd)
         err = ffi.errno
@@ -377,7 +376,7 @@ def btf_load(data: bytes, *, log_level: int = 0) -> int:
             log = _new("char[]", min(want, LOG_MAX_SIZE))
             a.btf_log_size, a.btf_log_buf = len(log), log
         else:
-            raise BTFLoadError(err, bpf_error(err, _BTF_LOAD).strerror, log=_log_text(log))
+            raise BTFLoadError(err, bpf_error(err, C.BPF_BTF_LOAD).strerror, log=_log_text(log))
 
 
 # ---------------------------------------------------------------------------
@@ -389,7 +388,7 @@ def obj_pin(fd: int, path: str) -> None:
     p = _new("char[]", os.fsencode(path))
     a.pathname = p
     a.bpf_fd = fd
-    sys_bpf(_OBJ_PIN, a, ffi.sizeof(a[0]), where=path)
+    sys_bpf(C.BPF_OBJ_PIN, a, ffi.sizeof(a[0]), where=path)
 
 
 def obj_get(path: str, file_flags: int = 0) -> int:
@@ -398,4 +397,4 @@ def obj_get(path: str, file_flags: int = 0) -> int:
     p = _new("char[]", os.fsencode(path))
     a.pathname = p
     a.file_flags = file_flags
-    return sys_bpf_fd(_OBJ_GET, a, ffi.sizeof(a[0]), where=path)
+    return sys_bpf_fd(C.BPF_OBJ_GET, a, ffi.sizeof(a[0]), where=path)

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from errno import ENOENT
 
+from bccless.sys import bpf_consts as C
 from bccless.sys.bpf_call import _sys_bpf, bpf_error, sys_bpf, sys_bpf_fd
 from bccless.sys.ffi import NR_BPF, ffi
 
 _new = ffi.new
-_OBJ_GET_INFO_BY_FD = 15
-_NEXT_ID = {"prog": 11, "map": 12, "btf": 23, "link": 31}
-_FD_BY_ID = {"prog": 13, "map": 14, "btf": 19, "link": 30}
+_NEXT_ID = {"prog": C.BPF_PROG_GET_NEXT_ID, "map": C.BPF_MAP_GET_NEXT_ID,
+            "btf": C.BPF_BTF_GET_NEXT_ID, "link": C.BPF_LINK_GET_NEXT_ID}
+_FD_BY_ID = {"prog": C.BPF_PROG_GET_FD_BY_ID, "map": C.BPF_MAP_GET_FD_BY_ID,
+             "btf": C.BPF_BTF_GET_FD_BY_ID, "link": C.BPF_LINK_GET_FD_BY_ID}
 
-# enum bpf_link_type values decoded below
-_LINK_RAW_TP, _LINK_TRACING, _LINK_CGROUP, _LINK_ITER, _LINK_NETNS = 1, 2, 3, 4, 5
-_LINK_XDP, _LINK_PERF_EVENT, _LINK_NETFILTER, _LINK_TCX, _LINK_NETKIT = 6, 7, 10, 11, 13
-# enum bpf_perf_event_type
-_PE_UPROBE, _PE_URETPROBE, _PE_KPROBE, _PE_KRETPROBE, _PE_TRACEPOINT, _PE_EVENT = 1, 2, 3, 4, 5, 6
 _NAME_BUF = 4096  # PATH_MAX: uprobe links report a file name
 
 
@@ -39,7 +36,7 @@ def _get_info(fd: int, info) -> None:
     a.bpf_fd = fd
     a.info_len = ffi.sizeof(info[0])
     a.info = info
-    sys_bpf(_OBJ_GET_INFO_BY_FD, a, ffi.sizeof(a[0]))
+    sys_bpf(C.BPF_OBJ_GET_INFO_BY_FD, a, ffi.sizeof(a[0]))
 
 
 def _str(chars) -> str:
@@ -100,44 +97,44 @@ def _link_info(fd: int) -> dict[str, object]:
     out: dict[str, object] = {"type": i.type, "id": i.id, "prog_id": i.prog_id}
     u = i.u
     t = i.type
-    if t == _LINK_RAW_TP:
+    if t == C.BPF_LINK_TYPE_RAW_TRACEPOINT:
         j = _new("struct bpf_link_info *")
         name = _new("char[]", _NAME_BUF)
         j.u.raw_tracepoint.tp_name = name
         j.u.raw_tracepoint.tp_name_len = _NAME_BUF
         _get_info(fd, j)
         out.update(tp_name=_str(name), cookie=j.u.raw_tracepoint.cookie)
-    elif t == _LINK_TRACING:
+    elif t == C.BPF_LINK_TYPE_TRACING:
         tr = u.tracing
         out.update(attach_type=tr.attach_type, target_obj_id=tr.target_obj_id,
                    target_btf_id=tr.target_btf_id, cookie=tr.cookie)
-    elif t == _LINK_CGROUP:
+    elif t == C.BPF_LINK_TYPE_CGROUP:
         out.update(cgroup_id=u.cgroup.cgroup_id, attach_type=u.cgroup.attach_type)
-    elif t == _LINK_ITER:
+    elif t == C.BPF_LINK_TYPE_ITER:
         out.update(map_id=u.iter.map_id)
-    elif t == _LINK_NETNS:
+    elif t == C.BPF_LINK_TYPE_NETNS:
         out.update(netns_ino=u.netns.netns_ino, attach_type=u.netns.attach_type)
-    elif t in (_LINK_XDP, _LINK_TCX, _LINK_NETKIT):
+    elif t in (C.BPF_LINK_TYPE_XDP, C.BPF_LINK_TYPE_TCX, C.BPF_LINK_TYPE_NETKIT):
         out.update(ifindex=u.ifindexed.ifindex)
-        if t != _LINK_XDP:
+        if t != C.BPF_LINK_TYPE_XDP:
             out.update(attach_type=u.ifindexed.attach_type)
-    elif t == _LINK_NETFILTER:
+    elif t == C.BPF_LINK_TYPE_NETFILTER:
         nf = u.netfilter
         out.update(pf=nf.pf, hooknum=nf.hooknum, priority=nf.priority, flags=nf.flags)
-    elif t == _LINK_PERF_EVENT:
+    elif t == C.BPF_LINK_TYPE_PERF_EVENT:
         out.update(_perf_link_info(fd, u.perf_event.type))
     return out
 
 
 def _perf_link_info(fd: int, pe_type: int) -> dict[str, object]:
     out: dict[str, object] = {"perf_event_type": pe_type}
-    if pe_type == _PE_EVENT:
+    if pe_type == C.BPF_PERF_EVENT_EVENT:
         j = _new("struct bpf_link_info *")
         _get_info(fd, j)
         ev = j.u.perf_event_event
         out.update(config=ev.config, event_type=ev.ev_type, cookie=ev.cookie)
         return out
-    if pe_type not in (_PE_UPROBE, _PE_URETPROBE, _PE_KPROBE, _PE_KRETPROBE, _PE_TRACEPOINT):
+    if pe_type not in (C.BPF_PERF_EVENT_UPROBE, C.BPF_PERF_EVENT_URETPROBE, C.BPF_PERF_EVENT_KPROBE, C.BPF_PERF_EVENT_KRETPROBE, C.BPF_PERF_EVENT_TRACEPOINT):
         return out
     j = _new("struct bpf_link_info *")
     name = _new("char[]", _NAME_BUF)
@@ -145,9 +142,9 @@ def _perf_link_info(fd: int, pe_type: int) -> dict[str, object]:
     pe.name = name
     pe.name_len = _NAME_BUF
     _get_info(fd, j)
-    if pe_type == _PE_TRACEPOINT:
+    if pe_type == C.BPF_PERF_EVENT_TRACEPOINT:
         out.update(tp_name=_str(name), cookie=pe.a)
-    elif pe_type in (_PE_UPROBE, _PE_URETPROBE):
+    elif pe_type in (C.BPF_PERF_EVENT_UPROBE, C.BPF_PERF_EVENT_URETPROBE):
         out.update(file_name=_str(name), offset=pe.offset, cookie=pe.a, ref_ctr_offset=pe.b)
     else:
         out.update(func_name=_str(name), offset=pe.offset, addr=pe.a, missed=pe.b, cookie=pe.c)

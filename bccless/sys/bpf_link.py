@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from bccless.sys import bpf_consts as C
 from bccless.sys.bpf_call import sys_bpf, sys_bpf_fd
 from bccless.sys.ffi import ffi
 
@@ -16,20 +17,17 @@ _new = ffi.new
 _buf = ffi.from_buffer
 _NULL = ffi.NULL
 
-_PROG_ATTACH, _PROG_DETACH, _PROG_TEST_RUN = 8, 9, 10
-_RAW_TRACEPOINT_OPEN, _LINK_CREATE, _ENABLE_STATS = 17, 28, 32
-_ITER_CREATE, _LINK_DETACH, _PROG_BIND_MAP = 33, 34, 35
-
-# enum bpf_attach_type values that select a link_create union member.
-_TRACING = frozenset({23, 24, 25, 26, 27})    # TRACE_RAW_TP, FENTRY, FEXIT, MODIFY_RETURN, LSM_MAC
-_TRACE_ITER = 28
-_PERF_EVENT = 41
-_KPROBE_MULTI = frozenset({42, 56})           # TRACE_KPROBE_MULTI, TRACE_KPROBE_SESSION
-_NETFILTER = 45
-_UPROBE_MULTI = frozenset({48, 57})           # TRACE_UPROBE_MULTI, TRACE_UPROBE_SESSION
-_RELATIVE = frozenset({46, 47, 54, 55})       # TCX_INGRESS/EGRESS, NETKIT_PRIMARY/PEER
+# Attach types that select a link_create union member.
+_TRACING = frozenset({C.BPF_TRACE_RAW_TP, C.BPF_TRACE_FENTRY, C.BPF_TRACE_FEXIT,
+                      C.BPF_MODIFY_RETURN, C.BPF_LSM_MAC})
+_TRACE_ITER = C.BPF_TRACE_ITER
+_PERF_EVENT = C.BPF_PERF_EVENT
+_KPROBE_MULTI = frozenset({C.BPF_TRACE_KPROBE_MULTI, C.BPF_TRACE_KPROBE_SESSION})
+_NETFILTER = C.BPF_NETFILTER
+_UPROBE_MULTI = frozenset({C.BPF_TRACE_UPROBE_MULTI, C.BPF_TRACE_UPROBE_SESSION})
+_RELATIVE = frozenset({C.BPF_TCX_INGRESS, C.BPF_TCX_EGRESS, C.BPF_NETKIT_PRIMARY,
+                       C.BPF_NETKIT_PEER})
 _RELATIVE_ARGS = frozenset({"relative_fd", "relative_id", "expected_revision"})
-_BPF_F_ID = 1 << 5
 
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 0,
@@ -103,7 +101,7 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 
         n.priority, n.flags = kw.pop("priority", 0), kw.pop("netfilter_flags", 0)
     elif attach_type in _RELATIVE or not _RELATIVE_ARGS.isdisjoint(kw):
         if "relative_id" in kw:
-            flags |= _BPF_F_ID
+            flags |= C.BPF_F_ID
             u.rel.relative_fd = kw.pop("relative_id")
         else:
             u.rel.relative_fd = kw.pop("relative_fd", 0)
@@ -114,13 +112,13 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, *, flags: int = 
         raise TypeError(f"link_create: arguments {sorted(kw)} do not apply to attach type "
                         f"{attach_type}")
     a.flags = flags
-    return sys_bpf_fd(_LINK_CREATE, a, ffi.sizeof(a[0]))
+    return sys_bpf_fd(C.BPF_LINK_CREATE, a, ffi.sizeof(a[0]))
 
 
 def link_detach(link_fd: int) -> None:
     """BPF_LINK_DETACH: detach now; the fd stays valid (and defunct) until closed."""
     a = _new("struct bpf_u32_attr *", {"value": link_fd})
-    sys_bpf(_LINK_DETACH, a, ffi.sizeof(a[0]))
+    sys_bpf(C.BPF_LINK_DETACH, a, ffi.sizeof(a[0]))
 
 
 def raw_tracepoint_open(name: str | None, prog_fd: int) -> int:
@@ -131,7 +129,7 @@ def raw_tracepoint_open(name: str | None, prog_fd: int) -> int:
         n = _new("char[]", name.encode())
         a.name = n
     a.prog_fd = prog_fd
-    return sys_bpf_fd(_RAW_TRACEPOINT_OPEN, a, ffi.sizeof(a[0]))
+    return sys_bpf_fd(C.BPF_RAW_TRACEPOINT_OPEN, a, ffi.sizeof(a[0]))
 
 
 def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
@@ -143,7 +141,7 @@ def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
     a.attach_type = attach_type
     a.attach_flags = flags
     a.replace_bpf_fd = replace_prog_fd
-    sys_bpf(_PROG_ATTACH, a, ffi.sizeof(a[0]))
+    sys_bpf(C.BPF_PROG_ATTACH, a, ffi.sizeof(a[0]))
 
 
 def prog_detach(target_fd: int, attach_type: int, prog_fd: int = 0) -> None:
@@ -152,7 +150,7 @@ def prog_detach(target_fd: int, attach_type: int, prog_fd: int = 0) -> None:
     a.target_fd = target_fd
     a.attach_bpf_fd = prog_fd
     a.attach_type = attach_type
-    sys_bpf(_PROG_DETACH, a, ffi.sizeof(a[0]))
+    sys_bpf(C.BPF_PROG_DETACH, a, ffi.sizeof(a[0]))
 
 
 def prog_test_run(prog_fd: int, data_in: bytes = b"", *, repeat: int = 1, ctx_in: bytes = b"",
@@ -180,7 +178,7 @@ def prog_test_run(prog_fd: int, data_in: bytes = b"", *, repeat: int = 1, ctx_in
         keep.append(_buf(ctx_in))
         a.ctx_in = keep[-1]
         a.ctx_size_in = len(ctx_in)
-    sys_bpf(_PROG_TEST_RUN, a, ffi.sizeof(a[0]))
+    sys_bpf(C.BPF_PROG_TEST_RUN, a, ffi.sizeof(a[0]))
     data_out = ffi.unpack(out, min(a.data_size_out, out_size)) if out is not None else b""
     return a.retval, data_out, a.duration
 
@@ -188,16 +186,16 @@ def prog_test_run(prog_fd: int, data_in: bytes = b"", *, repeat: int = 1, ctx_in
 def iter_create(link_fd: int) -> int:
     """BPF_ITER_CREATE: a readable fd producing the iterator program's output."""
     a = _new("uint32_t[2]", [link_fd, 0])   # link_fd, flags
-    return sys_bpf_fd(_ITER_CREATE, a, ffi.sizeof(a))
+    return sys_bpf_fd(C.BPF_ITER_CREATE, a, ffi.sizeof(a))
 
 
 def prog_bind_map(prog_fd: int, map_fd: int) -> None:
     """BPF_PROG_BIND_MAP: keep ``map_fd`` alive as long as the program (e.g. .rodata)."""
     a = _new("uint32_t[3]", [prog_fd, map_fd, 0])
-    sys_bpf(_PROG_BIND_MAP, a, ffi.sizeof(a))
+    sys_bpf(C.BPF_PROG_BIND_MAP, a, ffi.sizeof(a))
 
 
 def enable_stats(stat_type: int) -> int:
     """BPF_ENABLE_STATS (BPF_STATS_RUN_TIME): stats stay on while the fd is open."""
     a = _new("struct bpf_u32_attr *", {"value": stat_type})
-    return sys_bpf_fd(_ENABLE_STATS, a, ffi.sizeof(a[0]))
+    return sys_bpf_fd(C.BPF_ENABLE_STATS, a, ffi.sizeof(a[0]))

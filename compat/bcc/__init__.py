@@ -1,0 +1,441 @@
+"""``bcc``: BCC's Python API, served by bccless.
+
+``from bcc import BPF`` works unchanged: the BPF C text is translated to
+libbpf-style CO-RE C, compiled once with clang and cached, then loaded by
+bccless's own CO-RE loader.  Maps are created at construction and programs
+are loaded on first use, exactly when BCC does both; tables, attach calls,
+event polling and histogram output follow BCC 0.26.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes as ct
+import errno
+import logging
+import os
+import re
+import sys
+from typing import Any, Dict, Optional
+
+from bccless.errors import AttachError, BcclessError, VerifierError
+
+from . import _consts
+from ._consts import (  # noqa: F401  (re-exported BCC names)
+    DEBUG_BPF, DEBUG_BPF_REGISTER_STATE, DEBUG_BTF, DEBUG_LLVM_IR, DEBUG_PREPROCESSOR,
+    DEBUG_SOURCE, BPFAttachType, BPFProgType, PerfEventSampleFormat, PerfHWConfig, PerfSWConfig,
+    PerfType, XDPAction, XDPFlags,
+)
+from ._probes import ProbeMixin
+from ._syms import SymbolCache, SymbolsMixin
+from .table import BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, PerfEventArray, RingBuf, Table  # noqa: F401
+from .usdt import USDT, USDTException  # noqa: F401
+from .utils import ArgString, _assert_is_bytes, get_online_cpus, printb  # noqa: F401
+from .version import __version__  # noqa: F401
+
+log = logging.getLogger("bcc")
+
+DEBUGFS = "/sys/kernel/debug"
+TRACEFS = os.path.join(DEBUGFS, "tracing")
+if not os.path.exists(TRACEFS):
+    TRACEFS = "/sys/kernel/tracing"
+
+_default_probe_limit = 1000
+_num_open_probes = 0
+
+
+def _get_num_open_probes() -> int:
+    return _num_open_probes
+
+
+def _to_str(x) -> str:
+    if x is None:
+        return ""
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+class BPF(ProbeMixin, SymbolsMixin):
+    """A BPF module built from BCC C: maps live, programs loaded on demand."""
+
+    # Program types, aliased on the class as BCC does.
+    SOCKET_FILTER = BPFProgType.SOCKET_FILTER
+    KPROBE = BPFProgType.KPROBE
+    SCHED_CLS = BPFProgType.SCHED_CLS
+    SCHED_ACT = BPFProgType.SCHED_ACT
+    TRACEPOINT = BPFProgType.TRACEPOINT
+    XDP = BPFProgType.XDP
+    PERF_EVENT = BPFProgType.PERF_EVENT
+    CGROUP_SKB = BPFProgType.CGROUP_SKB
+    CGROUP_SOCK = BPFProgType.CGROUP_SOCK
+    LWT_IN = BPFProgType.LWT_IN
+    LWT_OUT = BPFProgType.LWT_OUT
+    LWT_XMIT = BPFProgType.LWT_XMIT
+    SOCK_OPS = BPFProgType.SOCK_OPS
+    SK_SKB = BPFProgType.SK_SKB
+    CGROUP_DEVICE = BPFProgType.CGROUP_DEVICE
+    SK_MSG = BPFProgType.SK_MSG
+    RAW_TRACEPOINT = BPFProgType.RAW_TRACEPOINT
+    CGROUP_SOCK_ADDR = BPFProgType.CGROUP_SOCK_ADDR
+    TRACING = BPFProgType.TRACING
+    LSM = BPFProgType.LSM
+
+    XDP_ABORTED = XDPAction.XDP_ABORTED
+    XDP_DROP = XDPAction.XDP_DROP
+    XDP_PASS = XDPAction.XDP_PASS
+    XDP_TX = XDPAction.XDP_TX
+    XDP_REDIRECT = XDPAction.XDP_REDIRECT
+    XDP_FLAGS_UPDATE_IF_NOEXIST = XDPFlags.UPDATE_IF_NOEXIST
+    XDP_FLAGS_SKB_MODE = XDPFlags.SKB_MODE
+    XDP_FLAGS_DRV_MODE = XDPFlags.DRV_MODE
+    XDP_FLAGS_HW_MODE = XDPFlags.HW_MODE
+    XDP_FLAGS_REPLACE = XDPFlags.REPLACE
+
+    CLOCK_MONOTONIC = 1
+    Table = staticmethod(Table)
+
+    class Function:
+        def __init__(self, bpf: "BPF", name, fd: int) -> None:
+            self.bpf = bpf
+            self.name = name
+            self.fd = fd
+
+    def __init__(self, src_file=b"", hdr_file=b"", text=None, debug=0, cflags=None,
+                 usdt_contexts=None, allow_rlimit=True, device=None,
+                 attach_usdt_ignore_pid=False) -> None:
+        from bccless.bcc.pipeline import build
+        from bccless.object import BPFObject
+
+        cflags = list(cflags or [])
+        usdt_contexts = list(usdt_contexts or [])
+        src_file = _assert_is_bytes(src_file)
+        text = _assert_is_bytes(text)
+        assert not (text and src_file)
+        self.debug = debug
+        self.funcs: Dict[str, "BPF.Function"] = {}
+        self.tables: Dict[Any, Any] = {}
+        self.kprobe_fds: Dict[bytes, Dict[bytes, Any]] = {}
+        self.uprobe_fds: Dict[bytes, Any] = {}
+        self.tracepoint_fds: Dict[bytes, Any] = {}
+        self.raw_tracepoint_fds: Dict[bytes, Any] = {}
+        self.kfunc_entry_fds: Dict[bytes, Any] = {}
+        self.kfunc_exit_fds: Dict[bytes, Any] = {}
+        self.lsm_fds: Dict[bytes, Any] = {}
+        self.perf_buffers: Dict[Any, Any] = {}
+        self.open_perf_events: Dict[Any, Dict[int, Any]] = {}
+        self._perf_readers: Dict[int, Any] = {}
+        self._ringbuf_manager = None
+        self._poller = None
+        self.tracefile = None
+        self._obj = None
+        self._closed = False
+        atexit.register(self.cleanup)
+
+        name = "<text>"
+        if src_file:
+            path = src_file.decode()
+            if not os.path.isfile(path):
+                alt = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), path)
+                if os.path.isfile(alt):
+                    path = alt
+                else:
+                    raise Exception("Could not find file %s" % path)
+            with open(path, "rb") as f:
+                text = f.read()
+            name = path
+        source = (text or b"").decode()
+        for ctx in usdt_contexts:
+            source = ctx.get_text() + source
+        try:
+            built = build(source, cflags=[_to_str(c) for c in cflags], filename=name,
+                          debug_preprocessor=bool(debug & DEBUG_PREPROCESSOR))
+        except BcclessError as exc:
+            print(str(exc), file=sys.stderr)
+            raise Exception("Failed to compile BPF module %s" % name) from None
+        self._meta = built.metadata
+        self._obj = BPFObject.open(built.object, name=built.name)
+        self._log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
+        try:
+            self._obj.load(programs=False)
+        except BcclessError as exc:
+            raise Exception("Failed to load BPF module %s: %s" % (name, exc)) from None
+        self._btf = self._obj.btf
+        self._programs_meta = {p["name"]: p for p in self._meta.get("programs", [])}
+        for ctx in usdt_contexts:
+            ctx.attach_uprobes(self, attach_usdt_ignore_pid)
+        self._trace_autoload()
+
+    # -- programs -----------------------------------------------------------
+    def load_func(self, func_name, prog_type, device=None, attach_type=-1) -> "BPF.Function":
+        name = _to_str(func_name)
+        if name in self.funcs:
+            return self.funcs[name]
+        try:
+            prog = self._obj.programs[name]
+        except KeyError:
+            raise Exception("Unknown program %s" % name) from None
+        prog.set_type(prog_type, attach_type if attach_type >= 0 else None)
+        try:
+            prog.load(log_level=self._log_level)
+        except VerifierError as exc:
+            print(exc.log, file=sys.stderr)
+            raise Exception("Failed to load BPF program %s: %s" % (
+                name, os.strerror(exc.errno) if exc.errno else exc)) from None
+        except BcclessError as exc:
+            if getattr(exc, "errno", 0) == errno.EPERM:
+                raise Exception("Need super-user privileges to run") from None
+            raise Exception("Failed to load BPF program %s: %s" % (name, exc)) from None
+        fn = BPF.Function(self, func_name if isinstance(func_name, bytes) else name.encode(),
+                          prog.fd)
+        self.funcs[name] = fn
+        return fn
+
+    def load_funcs(self, prog_type=KPROBE):
+        return [self.load_func(p["name"], prog_type) for p in self._meta.get("programs", [])]
+
+    def dump_func(self, func_name) -> bytes:
+        fn = self.load_func(func_name, self._default_type(_to_str(func_name)))
+        return bytes(self._obj.programs[_to_str(fn.name)].insns)
+
+    def _default_type(self, name: str) -> int:
+        prog = self._obj.programs[name]
+        return prog.prog_type or BPF.KPROBE
+
+    # -- tables -------------------------------------------------------------
+    def get_table(self, name, keytype=None, leaftype=None, reducer=None):
+        from ._ctypes import table_type
+
+        sname = _to_str(name)
+        try:
+            live = self._obj.maps[sname]
+        except KeyError:
+            raise KeyError(name) from None
+        spec = self._obj.map_spec(sname)
+        if keytype is None and spec.key_type_id:
+            keytype = table_type(self._btf, spec.key_type_id)
+        if keytype is None and spec.map_type not in (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK):
+            keytype = ct.c_ubyte * spec.key_size if spec.key_size else ct.c_int
+        if leaftype is None:
+            if spec.value_type_id:
+                leaftype = table_type(self._btf, spec.value_type_id)
+            else:
+                leaftype = ct.c_ubyte * spec.value_size if spec.value_size else ct.c_int
+        kwargs: Dict[str, Any] = {}
+        if reducer is not None:
+            kwargs["reducer"] = reducer
+        event = self._event_type_id(sname)
+        if event:
+            kwargs["event_type_id"] = event
+        return Table(self, live.id, live.fd, keytype, leaftype, name, **kwargs)
+
+    def _event_type_id(self, map_name: str) -> int:
+        from bccless.btf import Kind
+
+        for out in self._meta.get("outputs", []):
+            if out.get("map") == map_name and out.get("struct"):
+                ids = self._btf.find(out["struct"], Kind.STRUCT)
+                if ids:
+                    return ids[0]
+        return 0
+
+    def __getitem__(self, key):
+        if key not in self.tables:
+            self.tables[key] = self.get_table(key)
+        return self.tables[key]
+
+    def __setitem__(self, key, leaf) -> None:
+        self.tables[key] = leaf
+
+    def __len__(self) -> int:
+        return len(self.tables)
+
+    def __delitem__(self, key) -> None:
+        del self.tables[key]
+
+    def __iter__(self):
+        return self.tables.__iter__()
+
+    # -- output channels ----------------------------------------------------
+    def _ring_buffer(self):
+        if self._ringbuf_manager is None:
+            from bccless.events.ringbuf import RingBuf as _Manager
+            self._ringbuf_manager = _Manager()
+        return self._ringbuf_manager
+
+    def perf_buffer_poll(self, timeout=-1) -> None:
+        readers = list(self._perf_readers.values())
+        if not readers:
+            return
+        import select
+        if self._poller is None or self._poller[0] != [r.fileno() for r in readers]:
+            ep = select.epoll()
+            for r in readers:
+                ep.register(r.fileno(), select.EPOLLIN)
+            if self._poller is not None:
+                self._poller[1].close()
+            self._poller = ([r.fileno() for r in readers], ep)
+        ep = self._poller[1]
+        try:
+            ready = ep.poll(timeout / 1000.0 if timeout >= 0 else -1)
+        except InterruptedError:
+            return
+        ready_fds = {fd for fd, _ in ready}
+        for r in readers:
+            if r.fileno() in ready_fds:
+                r.poll(0)
+
+    kprobe_poll = perf_buffer_poll
+
+    def perf_buffer_consume(self) -> None:
+        for r in list(self._perf_readers.values()):
+            r.consume()
+
+    def ring_buffer_poll(self, timeout=-1) -> None:
+        if self._ringbuf_manager is None:
+            raise Exception("No ring buffers to poll")
+        self._ringbuf_manager.poll(timeout)
+
+    def ring_buffer_consume(self) -> None:
+        if self._ringbuf_manager is None:
+            raise Exception("No ring buffers to poll")
+        self._ringbuf_manager.consume()
+
+    def trace_open(self, nonblocking=False):
+        from bccless.events.trace_pipe import TracePipe
+        if self.tracefile is None:
+            self.tracefile = TracePipe(nonblocking=nonblocking)
+        return self.tracefile
+
+    def trace_readline(self, nonblocking=False):
+        return self.trace_open(nonblocking).readline()
+
+    def trace_fields(self, nonblocking=False):
+        return self.trace_open(nonblocking).fields()
+
+    def trace_print(self, fmt=None) -> None:
+        while True:
+            if fmt:
+                fields = self.trace_fields(nonblocking=False)
+                if not fields:
+                    continue
+                line = fmt.format(*fields)
+            else:
+                line = self.trace_readline(nonblocking=False)
+            print(line)
+            sys.stdout.flush()
+
+    # -- discovery ----------------------------------------------------------
+    @staticmethod
+    def kernel_struct_has_field(struct_name, field_name) -> int:
+        from bccless.bcc.kernel import struct_has_field
+        return struct_has_field(_to_str(struct_name), _to_str(field_name))
+
+    @staticmethod
+    def kernel_enum_has_val(enum_name, value_name) -> int:
+        from bccless.bcc.kernel import enum_has_value
+        return enum_has_value(_to_str(enum_name), _to_str(value_name))
+
+    @staticmethod
+    def tracepoint_exists(category, event) -> bool:
+        evt_dir = os.path.join(TRACEFS, "events", _to_str(category), _to_str(event))
+        return os.path.isdir(evt_dir)
+
+    @staticmethod
+    def get_tracepoints(tp_re):
+        results = []
+        events_dir = os.path.join(TRACEFS, "events")
+        pattern = re.compile(_to_str(tp_re))
+        for category in sorted(os.listdir(events_dir)):
+            cat_dir = os.path.join(events_dir, category)
+            if not os.path.isdir(cat_dir):
+                continue
+            for event in sorted(os.listdir(cat_dir)):
+                if os.path.isdir(os.path.join(cat_dir, event)):
+                    tp = "%s:%s" % (category, event)
+                    if pattern.match(tp):
+                        results.append(tp.encode())
+        return results
+
+    @staticmethod
+    def support_raw_tracepoint() -> bool:
+        from bccless.sys import features, bpf_consts
+        return bool(features.has_prog_type(bpf_consts.BPF_PROG_TYPE_RAW_TRACEPOINT))
+
+    @staticmethod
+    def support_raw_tracepoint_in_module() -> bool:
+        return BPF.support_raw_tracepoint()
+
+    @staticmethod
+    def support_kfunc() -> bool:
+        from bccless.sys import features
+        return bool(features.fentry())
+
+    @staticmethod
+    def support_lsm() -> bool:
+        from bccless.sys import features
+        return bool(features.lsm())
+
+    @staticmethod
+    def support_fmod_ret() -> bool:
+        return BPF.kernel_enum_has_val("bpf_attach_type", "BPF_MODIFY_RETURN") == 1 \
+            and BPF.support_kfunc()
+
+    @classmethod
+    def monotonic_time(cls) -> float:
+        import time
+        return float(time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+
+    @classmethod
+    def generate_auto_includes(cls, program_words) -> str:
+        headers = {"linux/time.h": ["time"], "linux/fs.h": ["fs", "file"],
+                   "linux/blkdev.h": ["bio", "request"], "linux/slab.h": ["alloc"],
+                   "linux/netdevice.h": ["sk_buff", "net_device"]}
+        out = ""
+        for header, keywords in headers.items():
+            if any(k in w for k in keywords for w in program_words):
+                out += "#include <%s>\n" % header
+        return out
+
+    # -- lifetime -----------------------------------------------------------
+    def close(self) -> None:
+        if self._obj is not None:
+            self._obj.close()
+            self._obj = None
+
+    def cleanup(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._detach_all()
+        for key in list(self.tables):
+            table = self.tables.pop(key)
+            if isinstance(table, PerfEventArray):
+                table.close_perf_buffer()
+        for reader in list(self._perf_readers.values()):
+            reader.close()
+        self._perf_readers.clear()
+        if self._poller is not None:
+            self._poller[1].close()
+            self._poller = None
+        if self.tracefile is not None:
+            self.tracefile.close()
+            self.tracefile = None
+        if self._ringbuf_manager is not None:
+            self._ringbuf_manager.close()
+            self._ringbuf_manager = None
+        self.close()
+
+    def __enter__(self) -> "BPF":
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        self.cleanup()
+
+    @staticmethod
+    def donothing() -> None:
+        """Registered by BCC after a load failure; kept for scripts that call it."""
+
+
+__all__ = ["BPF", "USDT", "USDTException", "SymbolCache", "PerfType", "PerfHWConfig",
+           "PerfSWConfig", "PerfEventSampleFormat", "BPFProgType", "BPFAttachType", "XDPAction",
+           "XDPFlags", "Table", "PerfEventArray", "RingBuf", "BPF_MAP_TYPE_QUEUE",
+           "BPF_MAP_TYPE_STACK", "get_online_cpus", "printb", "ArgString", "DEBUGFS", "TRACEFS",
+           "_consts", "AttachError", "SymbolCache"]

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from bccless.btf import (
-    BTF, FUNC_GLOBAL, FUNC_STATIC, VAR_GLOBAL_ALLOCATED, VAR_STATIC, Int, Kind, Void,
+    BTF, FUNC_GLOBAL, FUNC_STATIC, VAR_GLOBAL_ALLOCATED, VAR_STATIC, Int, Kind, Struct, Void,
     essential_name,
 )
 from bccless.errors import BTFError, ELFError
@@ -353,3 +353,45 @@ def test_kernel_matches_bpftool(name, kernel, tmp_path):
 def test_clang_object_matches_bpftool(kinds_object):
     btf = BTF.from_elf(str(kinds_object))
     assert _check_against_bpftool(btf, str(kinds_object)) == 48
+
+
+def test_ids_of_kind(all_kinds):
+    blob, expected = all_kinds
+    btf = BTF.from_bytes(blob)
+    for k in Kind:
+        assert btf.ids_of_kind(k) == [t for t, e in expected.items() if e.kind == k], k
+    both = btf.ids_of_kind(Kind.STRUCT, Kind.TYPEDEF)
+    assert both == sorted(t for t, e in expected.items() if e.kind in (Kind.STRUCT, Kind.TYPEDEF))
+    first_int = btf.ids_of_kind(Kind.INT)[0]
+    btf.replace(first_int, Struct("was_int", 4, []))
+    added = btf.add(Int("new_int", 4))
+    assert first_int not in btf.ids_of_kind(Kind.INT) and added in btf.ids_of_kind(Kind.INT)
+    assert first_int in btf.ids_of_kind(Kind.STRUCT)
+    assert btf.find("was_int", Kind.STRUCT) == [first_int] and btf.find("int") == []
+
+
+@pytest.mark.parametrize("name", [k for k in KERNELS if "7.2" in k])
+def test_indexed_lookups_match_scans(name, kernel):
+    """The first lookups scan, later ones use the index: both must agree."""
+    scanned = BTF.from_bytes(kernel(name))
+    indexed = BTF.from_bytes(kernel(name))
+    indexed._scans = 10 ** 6  # force the index on the first lookup
+    probes = ["task_struct", "int", "list_head", "", "nonexistent_xyz", "sk_buff", "file",
+              "pid_type", "__u32", "bpf_map", "nf_conn", "rust_helper", "class"]
+    for probe in probes:
+        assert scanned.find(probe) == indexed.find(probe), probe
+        assert scanned.find_essential(probe) == indexed.find_essential(probe), probe
+    flavored = next(t for t in indexed.ids() if "___" in indexed.name(t)
+                    and essential_name(indexed.name(t)) != indexed.name(t))
+    ess = essential_name(indexed.name(flavored))
+    assert flavored in indexed.find_essential(ess)
+    assert scanned.find_essential(ess) == indexed.find_essential(ess)
+    assert len(indexed.find_essential("rust_helper")) > 5
+
+
+def test_indexed_flavors(all_kinds):
+    btf = BTF.from_bytes(all_kinds[0])
+    btf._scans = 10 ** 6  # force the index on the first lookup
+    assert [btf.name(t) for t in btf.find_essential("foo")] == ["foo___v1", "foo", "foo___2"]
+    assert btf.find_essential("a____b") == btf.find("a____b") != []
+    assert btf.find_essential("foo___v1") == [] and btf.find("foo___v1") != []

@@ -3,29 +3,12 @@ in tests/data/elf with clang-19, once per session."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Callable, List
 
 import pytest
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "elf"
-CLANG = shutil.which("clang-19")
-# linux/bpf.h includes asm/types.h, which Debian keeps under the multiarch dir.
-MULTIARCH = "/usr/include/x86_64-linux-gnu"
-
-
-def compile_bpf(src: Path, out: Path, extra: List[str] = ()) -> Path:
-    if CLANG is None:
-        pytest.skip("clang-19 is not installed: cannot build BPF test objects")
-    cmd = [CLANG, "-g", "-O2", "-target", "bpf", "-c", str(src), "-o", str(out)]
-    if os.path.isdir(MULTIARCH):
-        cmd[1:1] = ["-I", MULTIARCH]
-    cmd += list(extra)   # later options win: extra may override -target
-    subprocess.run(cmd, check=True, capture_output=True)
-    return out
-
+from elf_build import DATA, compile_bpf
 
 @pytest.fixture(scope="session")
 def build(tmp_path_factory) -> Callable[..., Path]:

@@ -11,7 +11,7 @@ from bccless.elf.object import open_object_spec
 from bccless.elf.records import CoreRelo, FuncInfo, LineInfo
 from bccless.errors import ELFError
 
-from conftest import DATA
+from elf_build import DATA
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,7 @@ def test_internal_maps(spec):
     ("x", ".data.custom", ".data.custom"),
     ("ks-yms", ".bss", "ks_yms.bss"),
     ("a+b c", ".data", "a_b_c.data"),
+    ("\u00e9t\u00e9_obj", ".bss", "__t___ob.bss"),   # bytes, not characters (libbpf 1.1)
 ])
 def test_internal_map_name(obj, sec, expected):
     assert internal_map_name(obj, sec) == expected

@@ -13,7 +13,7 @@ from bccless.elf.sections import SEC_ATTACHABLE, SEC_EXP_ATTACH_OPT
 from bccless.errors import ELFError
 from bccless.sys import bpf_consts as C
 
-from conftest import CLANG, DATA, compile_bpf
+from elf_build import CLANG, DATA, compile_bpf
 
 R_BPF_64_64, R_BPF_64_32 = 1, 10
 
@@ -60,6 +60,18 @@ def test_subprogram_linkage(spec):
     for name in ("helper_global", "helper_static"):
         p = spec.program(name)
         assert p.prog_type == 0 and p.sec_prefix == ""
+
+
+def test_hidden_global_subprogram(write_c):
+    obj = write_c("hid", '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
+                  '__attribute__((visibility("hidden"))) __noinline int hid(int x)'
+                  ' { return x + 1; }\n'
+                  '__noinline int vis(int x) { return x + 2; }\n'
+                  'SEC("socket") int f(void *c) { return hid(1) + vis(2); }\n')
+    s = open_object_spec(obj)
+    assert s.program("hid").mark_btf_static and s.program("hid").global_func
+    assert not s.program("vis").mark_btf_static
+    assert not s.program("f").mark_btf_static
 
 
 def test_autoload_question_mark(spec):

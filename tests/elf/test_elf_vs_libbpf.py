@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(LIB is None, reason="libbpf.so.1 not loadable: n
 CASES = [
     ("full.bpf.c", "full.bpf.o", None),
     ("full.bpf.c", "full.bpf.o", "my_object_name"),
+    ("full.bpf.c", "full.bpf.o", "\u00e9t\u00e9-obj"),   # multi-byte and refused characters
     ("ksyms.bpf.c", "ks-yms.bpf.o", None),
     ("core.bpf.c", "core.bpf.o", None),
 ]

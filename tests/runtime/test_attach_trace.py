@@ -12,7 +12,7 @@ import asm_helpers as A
 from bccless.attach import kprobe, perf_event, tracefs, tracepoint, uprobe
 from bccless.attach.link import Link
 from bccless.errors import AttachError
-from bccless.sys import bpf, perf
+from bccless.sys import perf
 from bccless.sys import bpf_consts as C
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "runtime")

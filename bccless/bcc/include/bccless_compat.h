@@ -174,10 +174,12 @@ static __always_inline unsigned int bpf_log2l(unsigned long v)
 #define __bccless_syscall_arg6(ctx) BPF_CORE_READ(PT_REGS_SYSCALL_CTX(ctx), r9)
 
 /* Implicit probe reads inserted by the translator for dereferences of kernel
- * (vmlinux.h, CO-RE relocated) and other external memory. */
+ * and other external memory.  vmlinux.h records carry preserve_access_index,
+ * so &(expr) on kernel types is already CO-RE relocated (and the reads nest,
+ * which __builtin_preserve_access_index does not). */
 #define __bccless_read_kernel(expr) ({                                        \
 	typeof(expr) ____bccless_val;                                        \
-	bpf_core_read(&____bccless_val, sizeof(____bccless_val), &(expr));   \
+	bpf_probe_read_kernel(&____bccless_val, sizeof(____bccless_val), (const void *)&(expr)); \
 	____bccless_val;                                                     \
 })
 #define __bccless_read(expr) ({                                               \

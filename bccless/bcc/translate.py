@@ -1,0 +1,236 @@
+"""Translate a BCC program into libbpf-style CO-RE C.
+
+Pipeline (all on libclang, nothing pattern-based on C text):
+
+1. :mod:`prepass` lexes the source: kernel/uapi ``#include`` lines, map macro
+   invocations and the tracepoints whose ``args`` struct is needed;
+2. the tracepoint structs are generated from tracefs (:mod:`tracepoints`);
+3. the program is parsed against vmlinux.h, libbpf's headers, the compat
+   header and a stub that gives BCC's map macros a parseable meaning;
+4. edits are collected on source ranges: map definitions (:mod:`maps_decl`),
+   method calls (:mod:`methods`), sections and register preambles
+   (:mod:`probes`), implicit probe reads (:mod:`probe_reads`);
+5. the rewritten text is framed by a prologue of includes and an epilogue
+   (license, BTF anchors for event types), with ``#line`` so diagnostics and
+   BTF line info point at the user's lines.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import CompileError
+from . import COMPAT_HEADER, TRANSLATION_VERSION
+
+log = logging.getLogger(__name__)
+
+EVENT_SECTION = ".bccless.types"
+_OUTPUT_INCLUDES = (
+    "#include <vmlinux.h>",
+    "#include <bpf/bpf_helpers.h>",
+    "#include <bpf/bpf_tracing.h>",
+    "#include <bpf/bpf_core_read.h>",
+    "#include <bpf/bpf_endian.h>",
+    "#include <bccless_compat.h>",
+)
+
+
+@dataclass
+class Translation:
+    """A translated program and everything the Python side needs to know about it."""
+
+    text: str
+    filename: str
+    prologue_lines: int
+    user_lines: int
+    maps: List["MapDecl"] = field(default_factory=list)          # noqa: F821
+    programs: List["Program"] = field(default_factory=list)      # noqa: F821
+    events: Dict[str, "EventType"] = field(default_factory=dict)  # noqa: F821
+    tracepoints: List["TracepointStruct"] = field(default_factory=list)  # noqa: F821
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def line_map(self) -> List[Tuple[int, int, int]]:
+        """(first translated line, first user line, count) segments."""
+        return [(self.prologue_lines + 1, 1, self.user_lines)]
+
+    def user_line(self, translated_line: int) -> Optional[int]:
+        """The user's line for a line of :attr:`text`, None for generated lines."""
+        for first, user, count in self.line_map:
+            if first <= translated_line < first + count:
+                return user + translated_line - first
+        return None
+
+    def metadata(self) -> dict:
+        """JSON-serialisable description stored next to the compiled object."""
+        return {
+            "translation_version": TRANSLATION_VERSION,
+            "filename": self.filename,
+            "programs": [p.to_json() for p in self.programs],
+            "maps": [m.to_json() for m in self.maps],
+            "events": {name: e.to_json() for name, e in self.events.items()},
+            "tracepoints": [t.to_json() for t in self.tracepoints],
+            "line_map": [list(seg) for seg in self.line_map],
+            "warnings": list(self.warnings),
+        }
+
+
+def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>",
+              tracepoint_formats: Optional[Callable[[str, str], str]] = None,
+              vmlinux_h: Optional[str] = None) -> Translation:
+    """Translate BCC C ``text`` into CO-RE C.
+
+    ``tracepoint_formats(category, event)`` returns a tracefs format file's text
+    (default: read the mounted tracefs).  ``vmlinux_h`` is the header to parse
+    against (default: the running kernel's, generated and cached once).
+    Raises :class:`CompileError` naming the user's file and line.
+    """
+    from clang import cindex as ci
+
+    from .. import compile as driver
+    from . import maps_decl, prepass, tracepoints
+    from .ast_walk import K, Source
+    from .edits import Rewriter, replace_with
+    from .methods import MethodRewriter
+    from .probe_reads import rewrite_reads
+    from .ast_walk import walk
+    from .probes import force_inline, is_program, rewrite_program
+
+    vmlinux_h = os.path.realpath(vmlinux_h or driver.vmlinux_header())
+    utext = text.encode("utf-8").decode("latin-1")
+    parse_dir = os.path.dirname(os.path.abspath(filename)) if os.path.isfile(filename) else os.getcwd()
+    parse_path = os.path.join(parse_dir, "__bccless_main__.c")
+    index = ci.Index.create()
+
+    pre = prepass.scan(index, parse_path, text, utext)
+    rw = Rewriter(utext, filename)
+    warnings: List[str] = []
+    for inc in pre.includes:
+        if inc.angled:
+            rw.add(replace_with(inc.start, inc.end, ""))
+            if inc.header.startswith("bcc/proto.h"):
+                warnings.append(f"{filename}: #include <bcc/proto.h>: packet header structs "
+                                "are not supported")
+    calls = {}
+    for call in pre.map_calls:
+        decl = maps_decl.resolve(call.macro, call.args, filename, call.line)
+        calls[call.start] = decl
+        rw.add(replace_with(call.start, call.end, decl.c_definition()))
+
+    tps = tracepoints.build_structs(pre.tracepoints, tracepoint_formats)
+    tp_text = "".join(tp.c_definition() for tp in tps.values())
+    line_directive = f'#line 1 "{_c_string(filename)}"\n'
+    parse_prologue = ("\n".join(_OUTPUT_INCLUDES) + "\n" + maps_decl.parse_stub() + tp_text +
+                      line_directive)
+    parse_text = parse_prologue + _blank_includes(utext, pre.includes).encode("latin-1").decode("utf-8")
+    args = _parse_args(driver, vmlinux_h, cflags, filename)
+    tu = index.parse(parse_path, args=args, unsaved_files=[(parse_path, parse_text)])
+    base = len(parse_prologue.encode("utf-8"))
+    src = Source(tu, parse_path, utext, base, filename, vmlinux_h)
+    _raise_parse_errors(tu, src, parse_prologue.count("\n"))
+
+    maps: Dict[str, "maps_decl.MapDecl"] = {}
+    active_starts = set()
+    functions = []
+    has_license = False
+    for cursor in src.top_level():
+        if cursor.kind == K.VAR_DECL:
+            start = src.span(cursor)[0]
+            if cursor.type.spelling.startswith("struct __bccless_tbl_"):
+                if start not in calls:
+                    raise src.error(cursor, "map declarations inside macros are not supported")
+                maps[calls[start].name] = calls[start]
+                active_starts.add(start)
+            elif cursor.spelling == "_license":
+                has_license = True
+        elif cursor.kind == K.FUNCTION_DECL and cursor.is_definition():
+            functions.append(cursor)
+    methods = MethodRewriter(src, rw, maps)
+    programs = []
+    for func in functions:
+        if is_program(func):
+            programs.append(rewrite_program(src, rw, func))
+            rewrite_reads(src, rw, func)
+        else:
+            force_inline(src, rw, func)
+        for node in walk(func):
+            methods.visit(node)
+    warnings += methods.warnings
+
+    body = rw.render()
+    user_text = body.encode("latin-1").decode("utf-8")
+    epilogue = _epilogue(has_license, methods.events.values(), maps.values())
+    prologue = "\n".join(_OUTPUT_INCLUDES) + "\n" + tp_text + line_directive
+    out = prologue + user_text + epilogue
+    result = Translation(text=out, filename=filename, prologue_lines=prologue.count("\n"),
+                         user_lines=user_text.count("\n") + 1,
+                         maps=[calls[s] for s in sorted(active_starts)], programs=programs,
+                         events=dict(methods.events), tracepoints=list(tps.values()),
+                         warnings=warnings)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return result
+
+
+def _blank_includes(text: str, includes) -> str:
+    """The user text with kernel header includes turned into spaces (offsets unchanged)."""
+    chars = list(text)
+    for inc in includes:
+        if inc.angled:
+            for pos in range(inc.start, inc.end):
+                if chars[pos] != "\n":
+                    chars[pos] = " "
+    return "".join(chars)
+
+
+def _c_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _parse_args(driver, vmlinux_h: str, cflags: Sequence[str], filename: str) -> List[str]:
+    args = ["-x", "c", "-target", "bpf", f"-D__TARGET_ARCH_{driver.target_arch()}",
+            "-D__BPF_TRACING__", "-nostdinc", "-Wno-unused-value", "-Wno-pointer-sign",
+            "-I", os.path.dirname(vmlinux_h), "-I", os.path.dirname(COMPAT_HEADER),
+            "-I", driver.libbpf_include_dir()]
+    if os.path.isfile(filename):
+        args += ["-I", os.path.dirname(os.path.abspath(filename))]
+    return args + list(cflags)
+
+
+def _raise_parse_errors(tu, src, prologue_lines: int) -> None:
+    """Report the first parse errors with the user's line numbers and text."""
+    messages = []
+    for diag in tu.diagnostics:
+        if diag.severity < 3:
+            continue
+        loc = diag.location
+        if loc.file is not None and loc.file.name == src.parse_path and loc.line > prologue_lines:
+            line = loc.line - prologue_lines
+            messages.append(f"{src.filename}:{line}:{loc.column}: error: {diag.spelling}\n"
+                            f"{line:5d} | {src.line_text(line)}")
+        elif loc.file is not None:
+            messages.append(f"{loc.file.name}:{loc.line}:{loc.column}: error: {diag.spelling}")
+        else:
+            messages.append(f"error: {diag.spelling}")
+        if len(messages) >= 10:
+            break
+    if messages:
+        raise CompileError("\n".join(messages))
+
+
+def _epilogue(has_license: bool, events, maps) -> str:
+    lines = ["", '#line 1 "<bccless epilogue>"']
+    if not has_license:
+        lines.append('char _license[] SEC("license") = __bccless_xstr(BPF_LICENSE);')
+    anchors = []
+    for ev in events:
+        if ev.file_scope:
+            anchors.append((f"__bccless_event_{ev.map}", ev.type_name))
+    for decl in maps:
+        if decl.kind in ("queue", "stack"):
+            anchors.append((f"__bccless_leaf_{decl.name}", decl.leaf_type))
+    for name, ctype in anchors:
+        lines.append(f'{ctype} *{name} __attribute__((section("{EVENT_SECTION}"), used));')
+    return "\n".join(lines) + "\n"
