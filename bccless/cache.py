@@ -22,18 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import stat
 import struct
-import tempfile
 import time
-from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional
 
 from .errors import CacheError
-
-log = logging.getLogger(__name__)
 
 MAGIC = b"BCCLESS-ENTRY\x01\n"
 _LEN = struct.Struct("<I")
@@ -59,15 +54,17 @@ def default_root() -> str:
     return os.path.join(xdg, "bccless")
 
 
-@dataclass
 class Entry:
     """A verified cache entry."""
 
-    key: str
-    object: bytes
-    metadata: dict
-    created: float
-    path: str
+    __slots__ = ("key", "object", "metadata", "created", "path")
+
+    def __init__(self, key: str, obj: bytes, metadata: dict, created: float, path: str) -> None:
+        self.key = key
+        self.object = obj
+        self.metadata = metadata
+        self.created = created
+        self.path = path
 
 
 def encode_entry(key: str, obj: bytes, metadata: dict, created: Optional[float] = None) -> bytes:
@@ -168,6 +165,7 @@ class ObjectCache:
             return fh.read()
 
     def _write(self, path: str, data: bytes) -> None:
+        import tempfile
         directory = os.path.dirname(path)
         os.makedirs(directory, mode=0o755, exist_ok=True)
         self._check_dirs(path)
@@ -402,6 +400,7 @@ def write_bundle(path: str, entries: Dict[str, bytes], aliases: Dict[str, bytes]
     atomically next to ``path``."""
     import io
     import tarfile
+    import tempfile
     manifest = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "created": time.time(),
                 "entries": [], "sources": []}
     members = []

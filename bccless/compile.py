@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import platform
-import re
-import shutil
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .bcc import COMPAT_HEADER, TRANSLATION_VERSION
 from .cache import CorruptEntry, ObjectCache
 from .errors import CacheError, CompileError
 
-log = logging.getLogger(__name__)
+
+def _log():
+    """The module logger, imported on first use: the warm path never logs."""
+    import logging
+    return logging.getLogger(__name__)
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 _ARCHES = {"x86_64": "x86", "i686": "x86", "aarch64": "arm64", "armv7l": "arm", "s390x": "s390",
@@ -33,7 +32,7 @@ _ARCHES = {"x86_64": "x86", "i686": "x86", "aarch64": "arm64", "armv7l": "arm", 
            "loongarch64": "loongarch"}
 _LIBBPF_HEADERS = ("bpf_helpers.h", "bpf_helper_defs.h", "bpf_tracing.h", "bpf_core_read.h",
                    "bpf_endian.h")
-_DIAG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|note|fatal error): ")
+_DIAG = r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|note|fatal error): "
 _clang_versions: Dict[str, str] = {}
 
 CLANG_FLAGS = ("-g", "-O2", "-target", "bpf", "-D__BPF_TRACING__", "-nostdinc",
@@ -46,12 +45,13 @@ CLANG_FLAGS = ("-g", "-O2", "-target", "bpf", "-D__BPF_TRACING__", "-nostdinc",
 
 def target_arch() -> str:
     """The __TARGET_ARCH_<arch> suffix for this host."""
-    machine = os.environ.get("ARCH") or platform.machine()
+    machine = os.environ.get("ARCH") or os.uname().machine
     return _ARCHES.get(machine, machine)
 
 
 def find_clang() -> str:
     """$BCCLESS_CLANG, else ``clang`` on PATH, else the highest ``clang-N`` on PATH."""
+    import shutil
     env = os.environ.get("BCCLESS_CLANG")
     if env:
         found = shutil.which(env)
@@ -126,7 +126,7 @@ def vmlinux_header(cache: Optional[ObjectCache] = None) -> str:
     parts: List[str] = []
     write_c_header(BTF.from_bytes(blob, source=KERNEL_BTF), parts.append)
     cache._write(path, "".join(parts).encode())
-    log.info("generated %s from %s", path, KERNEL_BTF)
+    _log().info("generated %s from %s", path, KERNEL_BTF)
     return path
 
 
@@ -182,18 +182,20 @@ def compile_c(source: str, *, cflags: Sequence[str] = (), filename: str = "<text
         if proc.returncode != 0:
             raise CompileError(map_diagnostics(proc.stderr, filename, user_text))
         if proc.stderr.strip():
-            log.debug("clang: %s", proc.stderr.strip())
+            _log().debug("clang: %s", proc.stderr.strip())
         with open(obj_path, "rb") as fh:
             return fh.read()
 
 
 def map_diagnostics(stderr: str, filename: str, user_text: Optional[str]) -> str:
     """clang's errors (and their notes), each followed by the user's source line."""
+    import re
+    diag = re.compile(_DIAG)
     lines = user_text.split("\n") if user_text is not None else []
     out: List[str] = []
     keep = False
     for line in stderr.splitlines():
-        m = _DIAG.match(line)
+        m = diag.match(line)
         if m:
             keep = m.group("sev") != "warning"
             if not keep:
@@ -207,19 +209,23 @@ def map_diagnostics(stderr: str, filename: str, user_text: Optional[str]) -> str
     return "\n".join(out) or stderr.strip() or "clang failed without a message"
 
 
-@dataclass
 class Built:
     """A compiled BCC program: the object and its metadata, from the cache or fresh."""
 
-    key: str
-    object: bytes
-    metadata: dict
-    from_cache: bool
+    __slots__ = ("key", "object", "metadata", "from_cache")
+
+    def __init__(self, key: str, obj: bytes, metadata: dict, from_cache: bool) -> None:
+        self.key = key
+        self.object = obj
+        self.metadata = metadata
+        self.from_cache = from_cache
 
 
 def _formats_match(alias: dict, reader: Optional[Callable[[str, str], str]]) -> bool:
+    if not alias.get("tracepoints"):
+        return True
     from .bcc.tracepoints import format_digest, read_format
-    for tp in alias.get("tracepoints", []):
+    for tp in alias["tracepoints"]:
         try:
             text = (reader or read_format)(tp["category"], tp["event"])
         except CompileError:
@@ -243,18 +249,18 @@ def build(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>",
     try:
         alias = cache.get_alias(skey)
     except CorruptEntry as exc:
-        log.warning("%s; rebuilding", exc)
+        _log().warning("%s; rebuilding", exc)
     if alias and _formats_match(alias, tracepoint_formats):
         try:
             entry = cache.get(alias["object_key"])
         except CorruptEntry as exc:
             entry = None
             _require_compiler(exc)
-            log.warning("%s; rebuilding", exc)
+            _log().warning("%s; rebuilding", exc)
         if entry is not None:
             return Built(entry.key, entry.object, entry.metadata, True)
     elif alias:
-        log.info("tracepoint formats changed since %s was built; rebuilding", filename)
+        _log().info("tracepoint formats changed since %s was built; rebuilding", filename)
     return _build_cold(text, cflags, filename, cache, skey, tracepoint_formats, vmlinux_h)
 
 
@@ -278,19 +284,19 @@ def _build_cold(text: str, cflags: Sequence[str], filename: str, cache: ObjectCa
     try:
         entry = cache.get(okey)
     except CorruptEntry as exc:
-        log.warning("%s; rebuilding", exc)
+        _log().warning("%s; rebuilding", exc)
     if entry is None:
         obj = compile_c(tr.text, cflags=cflags, filename=filename, vmlinux_h=vmlinux_h,
                         clang=clang, user_text=text)
         try:
             entry = cache.put(okey, obj, meta)
         except PermissionError as exc:
-            log.warning("cannot write the object cache (%s); continuing uncached", exc)
+            _log().warning("cannot write the object cache (%s); continuing uncached", exc)
             return Built(okey, obj, meta, False)
     try:
         cache.put_alias(skey, okey, {"filename": filename, "tracepoints": [
             {"category": t.category, "event": t.event, "format_sha256": t.format_sha256}
             for t in tr.tracepoints]})
     except PermissionError as exc:
-        log.warning("cannot write the object cache (%s)", exc)
+        _log().warning("cannot write the object cache (%s)", exc)
     return Built(okey, entry.object, entry.metadata, False)

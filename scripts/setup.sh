@@ -40,4 +40,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" >&2
     touch "$stamp"
 fi
+# Byte-compile up front: start-up time is a feature, and an environment with
+# PYTHONDONTWRITEBYTECODE set would otherwise recompile every module per run.
+.venv/bin/python -m compileall -q bccless compat >/dev/null
 log "ready: $here/.venv/bin/bccless"

@@ -90,23 +90,42 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
     from clang import cindex as ci
 
     from .. import compile as driver
-    from . import maps_decl, prepass, tracepoints
-    from .ast_walk import K, Source
+    from . import collisions, maps_decl, prepass, tracepoints
+    from .ast_walk import K, Source, walk
     from .edits import Rewriter, replace_with
     from .methods import MethodRewriter
     from .probe_reads import rewrite_reads
-    from .ast_walk import walk
     from .probes import force_inline, is_program, rewrite_program
 
     vmlinux_h = os.path.realpath(vmlinux_h or driver.vmlinux_header())
-    utext = text.encode("utf-8").decode("latin-1")
     parse_dir = os.path.dirname(os.path.abspath(filename)) if os.path.isfile(filename) else os.getcwd()
     parse_path = os.path.join(parse_dir, "__bccless_main__.c")
     index = ci.Index.create()
-
-    pre = prepass.scan(index, parse_path, text, utext)
-    rw = Rewriter(utext, filename)
+    args = _parse_args(driver, vmlinux_h, cflags, filename)
+    line_directive = f'#line 1 "{_c_string(filename)}"\n'
     warnings: List[str] = []
+    tps: Dict = {}
+    for attempt in (1, 2):
+        utext = text.encode("utf-8").decode("latin-1")
+        pre = prepass.scan(index, parse_path, text, utext)
+        if attempt == 1:
+            tps = tracepoints.build_structs(pre.tracepoints, tracepoint_formats)
+        tp_text = "".join(tp.c_definition() for tp in tps.values())
+        parse_prologue = ("\n".join(_OUTPUT_INCLUDES) + "\n" + maps_decl.parse_stub() + tp_text +
+                          line_directive)
+        parse_text = parse_prologue + _blank_includes(utext, pre.includes).encode("latin-1").decode("utf-8")
+        tu = index.parse(parse_path, args=args, unsaved_files=[(parse_path, parse_text)])
+        base = len(parse_prologue.encode("utf-8"))
+        clashes = collisions.redefined_structs(tu, parse_path, parse_prologue.count("\n"))
+        if not clashes or attempt == 2:
+            break
+        fixed, notes = collisions.fix_text(tu, parse_path, vmlinux_h, base, utext, pre.tokens, clashes)
+        text = fixed.encode("latin-1").decode("utf-8")
+        warnings += [f"{filename}: {note}" for note in notes]
+    src = Source(tu, parse_path, utext, base, filename, vmlinux_h)
+    _raise_parse_errors(tu, src, parse_prologue.count("\n"))
+
+    rw = Rewriter(utext, filename)
     for inc in pre.includes:
         if inc.angled:
             rw.add(replace_with(inc.start, inc.end, ""))
@@ -119,20 +138,7 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
         calls[call.start] = decl
         rw.add(replace_with(call.start, call.end, decl.c_definition()))
 
-    tps = tracepoints.build_structs(pre.tracepoints, tracepoint_formats)
-    tp_text = "".join(tp.c_definition() for tp in tps.values())
-    line_directive = f'#line 1 "{_c_string(filename)}"\n'
-    parse_prologue = ("\n".join(_OUTPUT_INCLUDES) + "\n" + maps_decl.parse_stub() + tp_text +
-                      line_directive)
-    parse_text = parse_prologue + _blank_includes(utext, pre.includes).encode("latin-1").decode("utf-8")
-    args = _parse_args(driver, vmlinux_h, cflags, filename)
-    tu = index.parse(parse_path, args=args, unsaved_files=[(parse_path, parse_text)])
-    base = len(parse_prologue.encode("utf-8"))
-    src = Source(tu, parse_path, utext, base, filename, vmlinux_h)
-    _raise_parse_errors(tu, src, parse_prologue.count("\n"))
-
     maps: Dict[str, "maps_decl.MapDecl"] = {}
-    active_starts = set()
     functions = []
     has_license = False
     for cursor in src.top_level():
@@ -142,7 +148,6 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
                 if start not in calls:
                     raise src.error(cursor, "map declarations inside macros are not supported")
                 maps[calls[start].name] = calls[start]
-                active_starts.add(start)
             elif cursor.spelling == "_license":
                 has_license = True
         elif cursor.kind == K.FUNCTION_DECL and cursor.is_definition():
@@ -159,19 +164,15 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
             methods.visit(node)
     warnings += methods.warnings
 
-    body = rw.render()
-    user_text = body.encode("latin-1").decode("utf-8")
+    user_text = rw.render().encode("latin-1").decode("utf-8")
     epilogue = _epilogue(has_license, methods.events.values(), maps.values())
     prologue = "\n".join(_OUTPUT_INCLUDES) + "\n" + tp_text + line_directive
-    out = prologue + user_text + epilogue
-    result = Translation(text=out, filename=filename, prologue_lines=prologue.count("\n"),
-                         user_lines=user_text.count("\n") + 1,
-                         maps=[calls[s] for s in sorted(active_starts)], programs=programs,
-                         events=dict(methods.events), tracepoints=list(tps.values()),
-                         warnings=warnings)
     for warning in warnings:
         log.warning("%s", warning)
-    return result
+    return Translation(text=prologue + user_text + epilogue, filename=filename,
+                       prologue_lines=prologue.count("\n"), user_lines=user_text.count("\n") + 1,
+                       maps=list(maps.values()), programs=programs, events=dict(methods.events),
+                       tracepoints=list(tps.values()), warnings=warnings)
 
 
 def _blank_includes(text: str, includes) -> str:

@@ -14,12 +14,12 @@ behind ``BPF_NO_KFUNC_PROTOTYPES``.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 from ..errors import BTFError
 from .cdecl import Declarator, Names
 from .clayout import Layout
-from .corder import DEF, FWD, Orderer, embedded_record
+from .corder import FWD, Orderer, embedded_record
 from .types import Kind
 
 _HEADER = """\
@@ -62,6 +62,30 @@ def _enum_value(value: int, signed: bool, wide: bool) -> str:
             return "-9223372036854775807LL - 1"
         return f"{value}LL"
     return f"{value}ULL"
+
+
+class _BulkView:
+    """The BTF interface the C modules use, with kinds in a list and names
+    memoised: a whole-header dump asks for them over a million times, and
+    one pass up front is cheaper than decoding them on every call."""
+
+    def __init__(self, btf) -> None:
+        self._btf = btf
+        self.kind = [btf.kind(i) for i in range(btf.type_count)].__getitem__
+        self._names: Dict[int, str] = {}
+        self.find = btf.find
+        self.ids = btf.ids
+        self.resolve_size = btf.resolve_size
+        self.type_count = btf.type_count
+
+    def name(self, tid: int) -> str:
+        name = self._names.get(tid)
+        if name is None:
+            name = self._names[tid] = self._btf.name(tid)
+        return name
+
+    def __getitem__(self, tid: int):
+        return self._btf[tid]
 
 
 class CWriter:
@@ -248,7 +272,7 @@ class CWriter:
 
 def write_c_header(btf, write: Callable[[str], object], kfuncs: bool = True) -> None:
     """Write a layout-exact vmlinux.h for ``btf`` through ``write``."""
-    CWriter(btf).write_header(write, kfuncs=kfuncs)
+    CWriter(_BulkView(btf)).write_header(write, kfuncs=kfuncs)
 
 
 def c_header(btf, kfuncs: bool = True) -> str:

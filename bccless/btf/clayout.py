@@ -26,7 +26,7 @@ emitted C, so records containing records stay exact too.
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from .types import Kind
 
@@ -186,12 +186,12 @@ class Layout:
         if union:
             end = self._place_union(record, plan)
         else:
-            end = self._place_struct(record, plan, total)
+            end = self._place_struct(record, plan)
         if end is None:
             return None
         return plan if self._finish(plan, end, total, union) else None
 
-    def _place_struct(self, record, plan: RecordPlan, total: int) -> Optional[int]:
+    def _place_struct(self, record, plan: RecordPlan) -> Optional[int]:
         packed = plan.packed
         pos = 0
         rec_align = 8

@@ -34,8 +34,9 @@ class BTFFeatures:
         return all(vars(self).values())
 
 
-def _c_ident(name: str) -> str:
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+def _struct_name(datasec_name: str) -> str:
+    """libbpf renames a DATASEC turned STRUCT by replacing only '.' and '?'."""
+    return datasec_name.replace(".", "_").replace("?", "_")
 
 
 def sanitize(btf: BTF, feats: BTFFeatures) -> bytes:
@@ -59,15 +60,16 @@ def sanitize(btf: BTF, feats: BTFFeatures) -> bytes:
             out.replace(tid, Int(t.name, 1, 0))
         elif kind == Kind.DATASEC:
             if not feats.datasec:
-                members = [Member(_c_ident(out.name(v.type)), v.type, v.offset * 8)
-                           for v in t.vars]
-                out.replace(tid, Struct(_c_ident(t.name), t.size, members))
+                # Members keep the variable names and point at the VARs, which
+                # this same pass turns into 1-byte INTs.
+                members = [Member(out.name(v.type), v.type, v.offset * 8) for v in t.vars]
+                out.replace(tid, Struct(_struct_name(t.name), t.size, members))
             elif not feats.qmark_datasec and t.name.startswith("?"):
                 out.replace(tid, Datasec("_" + t.name[1:], t.size, list(t.vars)))
         elif kind == Kind.FLOAT and not feats.float:
             out.replace(tid, Struct("", t.size, []))
         elif kind == Kind.DECL_TAG and not feats.decl_tag:
-            out.replace(tid, Int(t.name, 1, 0))
+            out.replace(tid, Int("", 1, 0))     # libbpf drops the tag's name too
         elif kind == Kind.TYPE_TAG and not feats.type_tag:
             out.replace(tid, Const(t.type))
         elif kind == Kind.ENUM and not feats.enum64 and t.signed:

@@ -37,7 +37,13 @@ YES = Probe(True)
 
 
 def failed(exc: OSError, what: str) -> Probe:
-    return Probe(False, exc.errno or 0, f"{what}: {exc.strerror or exc}")
+    """A negative probe result from the error that proved it (logged at debug level)."""
+    import logging   # only on failures: logging is too heavy for the import path
+
+    reason = f"{what}: {exc.strerror or exc}"
+    logging.getLogger("bccless.sys.features").debug("probe failed: %s (errno %s)",
+                                                    reason, exc.errno)
+    return Probe(False, exc.errno or 0, reason)
 
 
 def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:

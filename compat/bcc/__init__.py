@@ -17,9 +17,8 @@ import re
 import sys
 from typing import Any, Dict, Optional
 
-from bccless.errors import AttachError, BcclessError, VerifierError
+from bccless.errors import BcclessError, VerifierError
 
-from . import _consts
 from ._consts import (  # noqa: F401  (re-exported BCC names)
     DEBUG_BPF, DEBUG_BPF_REGISTER_STATE, DEBUG_BTF, DEBUG_LLVM_IR, DEBUG_PREPROCESSOR,
     DEBUG_SOURCE, BPFAttachType, BPFProgType, PerfEventSampleFormat, PerfHWConfig, PerfSWConfig,
@@ -101,7 +100,7 @@ class BPF(ProbeMixin, SymbolsMixin):
     def __init__(self, src_file=b"", hdr_file=b"", text=None, debug=0, cflags=None,
                  usdt_contexts=None, allow_rlimit=True, device=None,
                  attach_usdt_ignore_pid=False) -> None:
-        from bccless.bcc.pipeline import build
+        from bccless.compile import build
         from bccless.object import BPFObject
 
         cflags = list(cflags or [])
@@ -145,13 +144,14 @@ class BPF(ProbeMixin, SymbolsMixin):
         for ctx in usdt_contexts:
             source = ctx.get_text() + source
         try:
-            built = build(source, cflags=[_to_str(c) for c in cflags], filename=name,
-                          debug_preprocessor=bool(debug & DEBUG_PREPROCESSOR))
+            built = build(source, cflags=[_to_str(c) for c in cflags], filename=name)
         except BcclessError as exc:
             print(str(exc), file=sys.stderr)
             raise Exception("Failed to compile BPF module %s" % name) from None
         self._meta = built.metadata
-        self._obj = BPFObject.open(built.object, name=built.name)
+        if debug & DEBUG_PREPROCESSOR:
+            print(built.metadata.get("text", ""), file=sys.stderr)
+        self._obj = BPFObject.open(built.object, name="bcc")
         self._log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
         try:
             self._obj.load(programs=False)
@@ -227,13 +227,23 @@ class BPF(ProbeMixin, SymbolsMixin):
         return Table(self, live.id, live.fd, keytype, leaftype, name, **kwargs)
 
     def _event_type_id(self, map_name: str) -> int:
+        """BTF id of the struct this output map's submit calls pass (BCC's event())."""
         from bccless.btf import Kind
 
-        for out in self._meta.get("outputs", []):
-            if out.get("map") == map_name and out.get("struct"):
-                ids = self._btf.find(out["struct"], Kind.STRUCT)
-                if ids:
-                    return ids[0]
+        event = self._meta.get("events", {}).get(map_name)
+        if not event or not event.get("type"):
+            return 0
+        spelled = event["type"].strip()
+        for prefix, kinds in (("struct ", (Kind.STRUCT,)), ("union ", (Kind.UNION,))):
+            if spelled.startswith(prefix):
+                name, search = spelled[len(prefix):].strip(), kinds
+                break
+        else:
+            name, search = spelled, (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION)
+        for kind in search:
+            ids = self._btf.find(name, kind)
+            if ids:
+                return ids[0]
         return 0
 
     def __getitem__(self, key):
@@ -437,5 +447,4 @@ class BPF(ProbeMixin, SymbolsMixin):
 __all__ = ["BPF", "USDT", "USDTException", "SymbolCache", "PerfType", "PerfHWConfig",
            "PerfSWConfig", "PerfEventSampleFormat", "BPFProgType", "BPFAttachType", "XDPAction",
            "XDPFlags", "Table", "PerfEventArray", "RingBuf", "BPF_MAP_TYPE_QUEUE",
-           "BPF_MAP_TYPE_STACK", "get_online_cpus", "printb", "ArgString", "DEBUGFS", "TRACEFS",
-           "_consts", "AttachError", "SymbolCache"]
+           "BPF_MAP_TYPE_STACK", "get_online_cpus", "printb", "ArgString", "DEBUGFS", "TRACEFS"]

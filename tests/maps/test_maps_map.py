@@ -142,6 +142,7 @@ def test_batch_fallback_for_types_without_batch():
         keys = [(24).to_bytes(4, "little") + bytes([10, i, 0, 0]) for i in range(5)]
         assert m.batch_update(keys, range(5)) == 5
         assert sorted(v for _, v in m.batch_lookup()) == list(range(5))
+        assert sorted(v for _, v in m.items()) == list(range(5))
         assert m.batch_delete(keys[:2]) == 2
         assert len(m) == 3
 
