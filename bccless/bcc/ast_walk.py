@@ -8,7 +8,8 @@ Python string indexes equal byte offsets.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional
+import ctypes
+from typing import Iterator, List, Optional, Tuple
 
 from clang import cindex as ci
 
@@ -40,6 +41,19 @@ class Source:
         ext = cursor.extent
         return ext.start.offset - self.base, ext.end.offset - self.base
 
+    def spelling_span(self, cursor: "ci.Cursor") -> Optional[Tuple[int, int]]:
+        """(start, end) where the cursor's tokens are *spelled* in the user's text.
+
+        Differs from :meth:`span` for macro arguments (``ntohs(sk->x)``): the member
+        access is spelled in the user's text although it is expanded inside the macro.
+        None when the tokens are not in the user's text (macro bodies)."""
+        ext = cursor.extent
+        start = _spelling_offset(ext.start, self.parse_path)
+        end = _spelling_offset(ext.end, self.parse_path)
+        if start is None or end is None or start < self.base or end <= start:
+            return None
+        return start - self.base, end - self.base
+
     def snippet(self, cursor: "ci.Cursor") -> str:
         start, end = self.span(cursor)
         return self.text[start:end]
@@ -70,6 +84,16 @@ class Source:
     def from_vmlinux(self, decl: "ci.Cursor") -> bool:
         loc = decl.location
         return loc.file is not None and loc.file.name == self.vmlinux_path
+
+
+def _spelling_offset(loc: "ci.SourceLocation", path: str) -> Optional[int]:
+    fobj, line, col, off = ctypes.c_void_p(), ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()
+    ci.conf.lib.clang_getSpellingLocation(loc, ctypes.byref(fobj), ctypes.byref(line),
+                                          ctypes.byref(col), ctypes.byref(off))
+    if not fobj.value:
+        return None
+    name = ci.conf.lib.clang_getFileName(ci.c_object_p(fobj.value))
+    return off.value if name == path else None
 
 
 def children(cursor: "ci.Cursor") -> List["ci.Cursor"]:

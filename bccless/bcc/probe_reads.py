@@ -165,16 +165,19 @@ class ProbeReads:
 
     def _read(self, node: "ci.Cursor") -> None:
         src = self.src
-        start, end = src.span(node)
-        if not self._spelled(node, start, end):
-            return  # produced by a macro: BCC skips these too
+        span = src.spelling_span(node)
+        if span is None or not self._spelled(node, *span):
+            return  # produced by a macro body: BCC skips these too
+        start, end = span
         kernel = self._kernel_memory(node)
         field = node.referenced if node.kind == K.MEMBER_REF_EXPR else None
         if field is not None and field.kind == K.FIELD_DECL and field.is_bitfield():
             if not kernel:
                 raise src.error(node, "implicit read of a bit-field outside kernel types is not supported")
-            base = children(node)[0]
-            bstart, bend = src.span(base)
+            base_span = src.spelling_span(children(node)[0])
+            if base_span is None:
+                return
+            bstart, bend = base_span
             arrow = is_arrow(node)
             self.rw.add(Edit(start, end, lambda r, s=bstart, e=bend, f=field.spelling, a=arrow:
                              f"BPF_CORE_READ_BITFIELD_PROBED({'' if a else '&'}({r(s, e)}), {f})"))

@@ -140,25 +140,21 @@ def module_btf_fd(name: str) -> int:
     raise LoadError(f"kernel module '{name}' has no BTF object loaded (module unloaded?)")
 
 
-# SEC() kinds that attach by BTF id: the name prefix of the kernel symbol and
-# the BTF kind it must have (libbpf's find_attach_btf_id / btf_attach_kind).
-_BTF_TRACE_PREFIX = "btf_trace_"
-_LSM_PREFIX = "bpf_lsm_"
-_ITER_PREFIX = "bpf_iter_"
+# Expected attach types whose BTF target is a prefixed kernel name (libbpf's
+# find_attach_btf_id): BPF_TRACE_RAW_TP, BPF_LSM_MAC, BPF_TRACE_ITER, BPF_LSM_CGROUP.
+_TARGET_PREFIX = {23: ("btf_trace_", "TYPEDEF"), 27: ("bpf_lsm_", "FUNC"),
+                  28: ("bpf_iter_", "FUNC"), 43: ("bpf_lsm_", "FUNC")}
 
 
-def attach_btf_name(sec_prefix: str, target: str) -> Tuple[str, str]:
-    """(kernel BTF name, kind name) a BTF-attached program's target resolves to."""
-    if sec_prefix.startswith("tp_btf"):
-        return _BTF_TRACE_PREFIX + target, "TYPEDEF"
-    if sec_prefix.startswith("lsm"):
-        return _LSM_PREFIX + target, "FUNC"
-    if sec_prefix.startswith("iter"):
-        return _ITER_PREFIX + target, "FUNC"
-    return target, "FUNC"
+def attach_btf_name(attach_type: int, target: str) -> Tuple[str, str]:
+    """(kernel BTF name, kind name) a BTF-attached program's target resolves to:
+    tp_btf/x -> typedef btf_trace_x, lsm/x -> bpf_lsm_x, iter/x -> bpf_iter_x,
+    fentry/fexit/fmod_ret/x -> FUNC x."""
+    prefix, kind = _TARGET_PREFIX.get(attach_type, ("", "FUNC"))
+    return prefix + target, kind
 
 
-def resolve_attach_btf_id(prog_name: str, sec_prefix: str, target: str) -> Tuple[int, str]:
+def resolve_attach_btf_id(prog_name: str, attach_type: int, target: str) -> Tuple[int, str]:
     """(BTF id, module name or '') of a tp_btf/fentry/fexit/fmod_ret/lsm/iter target.
 
     vmlinux is searched first, then every module's BTF, as libbpf does.
@@ -166,9 +162,9 @@ def resolve_attach_btf_id(prog_name: str, sec_prefix: str, target: str) -> Tuple
     from ..btf.types import Kind
 
     if not target:
-        raise LoadError(f"prog '{prog_name}': section '{sec_prefix}' needs an attach target "
-                        f"(e.g. SEC(\"{sec_prefix.rstrip('+/')}/<name>\"))")
-    name, kind_name = attach_btf_name(sec_prefix, target)
+        raise LoadError(f"prog '{prog_name}': attaching by BTF id needs a target name "
+                        f"(e.g. SEC(\"tp_btf/sched_switch\"))")
+    name, kind_name = attach_btf_name(attach_type, target)
     kind = Kind[kind_name]
     ids = kernel_btf().find(name, kind)
     if ids:
@@ -179,3 +175,10 @@ def resolve_attach_btf_id(prog_name: str, sec_prefix: str, target: str) -> Tuple
             return found[0], mod
     raise LoadError(f"prog '{prog_name}': failed to find kernel BTF type ID of '{target}': "
                     f"no {kind_name} '{name}' in vmlinux or module BTF")
+
+
+def kernel_version_code() -> int:
+    """KERNEL_VERSION() of the running kernel, what libbpf passes as kern_version."""
+    parts = (os.uname().release.split("-")[0].split(".") + ["0", "0"])[:3]
+    nums = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts]
+    return (nums[0] << 16) | (nums[1] << 8) | min(nums[2], 255)

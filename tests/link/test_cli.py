@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import KCONFIG
+from .conftest import KCONFIG
 
 from bccless.cli import main
 

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from conftest import KCONFIG
+from .conftest import KCONFIG
 
 from bccless.asm import insn as I
 

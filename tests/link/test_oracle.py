@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import KCONFIG, kernel_btf_labels, libbpf_can_relocate
+from .conftest import KCONFIG, kernel_btf_labels, libbpf_can_relocate
 
 OK, WHY = libbpf_can_relocate()
 pytestmark = pytest.mark.skipif(not OK, reason=WHY)

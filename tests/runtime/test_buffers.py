@@ -13,7 +13,7 @@ from bccless.events.ringbuf import RingBuf
 from bccless.errors import MapError
 from bccless.sys import bpf_consts as C
 from bccless.sys import perf
-from conftest import open_fds
+from .conftest import open_fds
 
 
 @pytest.fixture
