@@ -172,7 +172,9 @@ def compile_c(source: str, *, cflags: Sequence[str] = (), filename: str = "<text
         obj_path = os.path.join(tmp, "out.o")
         with open(src_path, "w", encoding="utf-8") as fh:
             fh.write(source)
+        # Keep the temporary directory out of the debug info: same input, same object.
         cmd = [clang, *CLANG_FLAGS, f"-D__TARGET_ARCH_{target_arch()}",
+               f"-ffile-prefix-map={tmp}=/bccless", "-fdebug-compilation-dir=/bccless",
                "-I", os.path.dirname(os.path.abspath(vmlinux_h)), "-I", os.path.dirname(COMPAT_HEADER),
                "-I", libbpf_include_dir()]
         if os.path.isfile(filename):

@@ -87,12 +87,12 @@ class Source:
 
 
 def _spelling_offset(loc: "ci.SourceLocation", path: str) -> Optional[int]:
-    fobj, line, col, off = ctypes.c_void_p(), ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()
+    fobj, line, col, off = ci.c_object_p(), ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()
     ci.conf.lib.clang_getSpellingLocation(loc, ctypes.byref(fobj), ctypes.byref(line),
                                           ctypes.byref(col), ctypes.byref(off))
-    if not fobj.value:
+    if not fobj:
         return None
-    name = ci.conf.lib.clang_getFileName(ci.c_object_p(fobj.value))
+    name = ci.conf.lib.clang_getFileName(ci.File(fobj))
     return off.value if name == path else None
 
 

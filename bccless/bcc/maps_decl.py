@@ -11,7 +11,7 @@ them and the Python side can build BCC's key/leaf ctypes from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from ..errors import CompileError
 
@@ -43,9 +43,6 @@ KINDS: Dict[str, Tuple[str, str, str]] = {
     "inode_storage": ("INODE_STORAGE", "btf", "BPF_F_NO_PREALLOC"),
     "task_storage": ("TASK_STORAGE", "btf", "BPF_F_NO_PREALLOC"),
 }
-
-# Kinds whose `increment()` inserts a missing key (BCC: plain hash maps only).
-INSERTING_KINDS = ("hash",)
 
 
 @dataclass(frozen=True)

@@ -211,11 +211,5 @@ class ProbeReads:
 def rewrite_reads(src: Source, rw: Rewriter, func: "ci.Cursor") -> None:
     """Insert the implicit probe reads of one program function."""
     reads = ProbeReads(src, rw, func)
-    if not reads.external and not _mentions_current_task(func) and not reads._ctx_is_probe:
-        return
     reads.collect()
     reads.rewrite()
-
-
-def _mentions_current_task(func: "ci.Cursor") -> bool:
-    return any(n.kind == K.CALL_EXPR and n.spelling == "bpf_get_current_task" for n in walk(func))

@@ -108,6 +108,8 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
     for attempt in (1, 2):
         utext = text.encode("utf-8").decode("latin-1")
         pre = prepass.scan(index, parse_path, text, utext)
+        calls = {call.start: (call, maps_decl.resolve(call.macro, call.args, filename, call.line))
+                 for call in pre.map_calls}
         if attempt == 1:
             tps = tracepoints.build_structs(pre.tracepoints, tracepoint_formats)
         tp_text = "".join(tp.c_definition() for tp in tps.values())
@@ -132,10 +134,7 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
             if inc.header.startswith("bcc/proto.h"):
                 warnings.append(f"{filename}: #include <bcc/proto.h>: packet header structs "
                                 "are not supported")
-    calls = {}
-    for call in pre.map_calls:
-        decl = maps_decl.resolve(call.macro, call.args, filename, call.line)
-        calls[call.start] = decl
+    for call, decl in calls.values():
         rw.add(replace_with(call.start, call.end, decl.c_definition()))
 
     maps: Dict[str, "maps_decl.MapDecl"] = {}
@@ -147,7 +146,7 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
             if cursor.type.spelling.startswith("struct __bccless_tbl_"):
                 if start not in calls:
                     raise src.error(cursor, "map declarations inside macros are not supported")
-                maps[calls[start].name] = calls[start]
+                maps[calls[start][1].name] = calls[start][1]
             elif cursor.spelling == "_license":
                 has_license = True
         elif cursor.kind == K.FUNCTION_DECL and cursor.is_definition():
@@ -207,14 +206,17 @@ def _raise_parse_errors(tu, src, prologue_lines: int) -> None:
         if diag.severity < 3:
             continue
         loc = diag.location
+        text = diag.spelling
+        if "in 'struct __bccless_tbl_" in text and text.startswith("no member named '"):
+            text = "invalid bpf_table operation " + text.split("'")[1]
         if loc.file is not None and loc.file.name == src.parse_path and loc.line > prologue_lines:
             line = loc.line - prologue_lines
-            messages.append(f"{src.filename}:{line}:{loc.column}: error: {diag.spelling}\n"
+            messages.append(f"{src.filename}:{line}:{loc.column}: error: {text}\n"
                             f"{line:5d} | {src.line_text(line)}")
         elif loc.file is not None:
-            messages.append(f"{loc.file.name}:{loc.line}:{loc.column}: error: {diag.spelling}")
+            messages.append(f"{loc.file.name}:{loc.line}:{loc.column}: error: {text}")
         else:
-            messages.append(f"error: {diag.spelling}")
+            messages.append(f"error: {text}")
         if len(messages) >= 10:
             break
     if messages:

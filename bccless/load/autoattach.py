@@ -105,16 +105,9 @@ _BY_PREFIX: Dict[str, Callable[[int, str, Any], Any]] = {
     "uprobe.s": _uprobe(False), "uretprobe.s": _uprobe(True),
     "usdt": _usdt, "usdt.s": _usdt,
 }
-# Kinds that attach without a target in the section name.
-_NO_TARGET_OK = {"tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "fentry.s", "fexit.s",
-                 "fmod_ret.s", "lsm.s", "iter", "iter.s"}
-
-
 def auto_attach_fn(sec_prefix: str, target: str) -> Optional[Callable[[int, str, Any], Any]]:
     """The attach function for a program of this SEC() kind and target, or None
     when the section does not say where to attach."""
-    kind = sec_prefix.rstrip("+/")
-    fn = _BY_PREFIX.get(kind)
-    if fn is None or (not target and kind not in _NO_TARGET_OK):
+    if not target:
         return None
-    return fn
+    return _BY_PREFIX.get(sec_prefix.rstrip("+/"))

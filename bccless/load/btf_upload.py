@@ -7,31 +7,34 @@ func_info and line_info (core-semantics.md §1.13).
 """
 from __future__ import annotations
 
-import logging
-from typing import Optional
+from typing import Optional, Tuple
 
-log = logging.getLogger(__name__)
+from . import LazyLogger
+
+log = LazyLogger(__name__)
 
 
-def prepare(btf_bytes: Optional[bytes]) -> Optional[bytes]:
-    """The blob to upload to this kernel, or None when the kernel has no BTF
-    support at all.  Probes BTF features once per process (cold path only:
-    the result is stored in the load plan)."""
+def prepare(btf_bytes: Optional[bytes]) -> Tuple[Optional[bytes], bool]:
+    """(blob to upload to this kernel or None, whether func/line info can be sent).
+
+    None means the kernel has no BTF support at all.  Probes BTF features
+    once per process (cold path only: the result is stored in the load plan).
+    """
     if btf_bytes is None:
-        return None
+        return None, False
     from ..sys import features
 
     if not features.btf():
         log.info("kernel does not support BTF, loading without it")
-        return None
+        return None, False
     feats = features.btf_features()
     if feats.complete():
-        return btf_bytes
+        return btf_bytes, True
     from ..btf.parse import BTF
     from ..btf.sanitize import sanitize
 
     log.debug("sanitizing object BTF for the kernel: %s", feats)
-    return sanitize(BTF.from_bytes(btf_bytes, source="object BTF"), feats)
+    return sanitize(BTF.from_bytes(btf_bytes, source="object BTF"), feats), feats.func
 
 
 def upload(blob: Optional[bytes], obj_name: str) -> int:

@@ -11,17 +11,17 @@ cold load needs it (CO-RE, BTF-id attach targets, typed ksyms).
 """
 from __future__ import annotations
 
-import logging
 import os
 import struct
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from ..errors import LoadError
+from . import LazyLogger
 
 if TYPE_CHECKING:
     from ..btf.parse import BTF
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 NOTES_PATH = "/sys/kernel/notes"
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"

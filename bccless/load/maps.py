@@ -11,21 +11,26 @@ map exists; prog-array slots wait for the programs (:func:`fill_slots`).
 """
 from __future__ import annotations
 
-import logging
 import os
 from errno import E2BIG, EINVAL, ENOENT, EPERM
 from typing import Callable, Dict, List, Optional
 
 from ..errors import LoadError
+from . import LazyLogger
 from .plan import LoadPlan, MapInfo
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 # uapi values used here (bccless.sys.bpf_consts has them all; spelled out to
 # keep that module off the warm path)
 PERF_EVENT_ARRAY, RINGBUF, USER_RINGBUF = 4, 27, 31
 PROG_ARRAY, ARRAY_OF_MAPS, HASH_OF_MAPS = 3, 12, 13
 F_NUMA_NODE, F_RDONLY_PROG = 0x4, 0x80
+# Map types created without BTF key/value ids, as libbpf does (their values
+# are fds or kernel objects the kernel has no BTF check for): perf event
+# array, stack trace, cgroup array, array/hash of maps, devmap, sockmap,
+# cpumap, xskmap, sockhash, queue, stack, devmap hash, arena.
+_NO_BTF_TYPES = frozenset({4, 7, 8, 12, 13, 14, 15, 16, 17, 18, 22, 23, 25, 33})
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -82,7 +87,8 @@ def _create(m: MapInfo, btf_fd: int, inner_fd: int = 0) -> int:
     kw = dict(flags=m.flags & ~F_NUMA_NODE, name=m.name, inner_map_fd=inner_fd,
               map_extra=m.map_extra,
               numa_node=m.numa_node if m.flags & F_NUMA_NODE else None)
-    with_btf = btf_fd >= 0 and bool(m.key_type_id or m.value_type_id)
+    with_btf = (btf_fd >= 0 and bool(m.key_type_id or m.value_type_id)
+                and m.map_type not in _NO_BTF_TYPES)
     if with_btf:
         kw.update(btf_fd=btf_fd, btf_key_type_id=m.key_type_id,
                   btf_value_type_id=m.value_type_id)
@@ -93,8 +99,8 @@ def _create(m: MapInfo, btf_fd: int, inner_fd: int = 0) -> int:
         except OSError as exc:
             err = exc.errno
         if with_btf:
-            log.warning("map '%s': error creating with BTF: %s (errno %d). Retrying without "
-                        "BTF.", m.name, os.strerror(err), err)
+            log.warning("Error in bpf_create_map_xattr(%s):%s(-%d). Retrying without BTF.",
+                        m.name, os.strerror(err), err)     # libbpf's wording
             with_btf = False
             for k in ("btf_fd", "btf_key_type_id", "btf_value_type_id"):
                 kw.pop(k)

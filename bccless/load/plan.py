@@ -93,12 +93,18 @@ class LinkedProg(_Record):
 
 
 class LoadPlan(_Record):
-    """The cacheable description of an object for one kernel."""
+    """The cacheable description of an object for one kernel.
+
+    ``btf_upload`` is the object BTF sanitized for this kernel (None: the
+    kernel has no BTF support); ``btf_func`` says whether the kernel knows
+    BTF FUNC records, without which func_info/line_info cannot be sent.
+    """
 
     __slots__ = ("obj_name", "path", "sha256", "license", "kern_version", "programs", "maps",
                  "btf", "btf_upload", "kconfig_map", "kconfig_data", "fd_array_modules",
-                 "linked", "boot_id", "has_core")
+                 "linked", "boot_id", "has_core", "btf_func", "relocated")
     _defaults = {"programs": list, "maps": list, "btf": None, "btf_upload": None,
+                 "btf_func": True, "relocated": False,
                  "kconfig_map": -1, "kconfig_data": None, "fd_array_modules": list,
                  "linked": dict, "boot_id": "", "has_core": False}
 
@@ -130,6 +136,7 @@ class LoadPlan(_Record):
                    attach_ids: Dict[str, Tuple[int, str]]) -> None:
         """Record the linker's output (object-level values are the same for any
         subset of programs, so later links just add programs)."""
+        self.relocated = True
         self.kconfig_map = linked.kconfig_map
         self.kconfig_data = linked.kconfig_data
         self.fd_array_modules = list(linked.fd_array_modules)

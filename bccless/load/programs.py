@@ -10,15 +10,13 @@ poisoned CO-RE relocations explained in libbpf's words.
 """
 from __future__ import annotations
 
-import logging
 import os
 from errno import EPERM
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from ..errors import LoadError, VerifierError
 from .plan import LinkedProg
 
-log = logging.getLogger(__name__)
 
 _F_SLEEPABLE, _F_XDP_HAS_FRAGS = 0x10, 0x20
 _SEC_XDP_FRAGS = 1 << 4     # bccless.elf.sections.SEC_XDP_FRAGS
@@ -68,8 +66,12 @@ def prog_flags(sleepable: bool, sec_flags: int) -> int:
 
 
 def load_program(req: ProgramLoad, lp: LinkedProg, map_fds: Sequence[int], btf_fd: int,
-                 fd_array_modules: List[str], *, log_level: int = 0) -> tuple:
-    """Load one program; returns (fd, final instructions, verifier log)."""
+                 fd_array_modules: List[str], *, ext_info: bool = True,
+                 log_level: int = 0) -> tuple:
+    """Load one program; returns (fd, final instructions, verifier log).
+
+    ``ext_info`` False keeps func_info/line_info out (kernels without BTF FUNC).
+    """
     from ..sys import bpf
 
     if not req.prog_type:
@@ -80,7 +82,7 @@ def load_program(req: ProgramLoad, lp: LinkedProg, map_fds: Sequence[int], btf_f
         module_fds = _module_fds(lp, req, fd_array_modules, opened)
         insns = patch_fds(lp, map_fds, module_fds)
         kw = {}
-        if btf_fd >= 0 and lp.func_info:
+        if btf_fd >= 0 and ext_info and lp.func_info:
             kw.update(prog_btf_fd=btf_fd, func_info=lp.func_info, func_info_rec_size=8)
             if lp.line_info:
                 kw.update(line_info=lp.line_info, line_info_rec_size=16)
@@ -145,12 +147,3 @@ class _Poison:
     def __init__(self, local_spec: str) -> None:
         self.local_spec = local_spec
 
-
-def xlated_tag(fd: int) -> Optional[str]:
-    """The kernel's tag of a loaded program (hash of its xlated instructions)."""
-    from ..sys import bpf
-
-    try:
-        return bpf.obj_get_info_by_fd(fd, "prog")["tag"]
-    except OSError:
-        return None

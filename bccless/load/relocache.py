@@ -1,5 +1,9 @@
 """On-disk cache of load plans: relocate an object once per kernel.
 
+Entries live in ``relo/`` under the object cache's root
+(:func:`bccless.cache.default_root`: $BCCLESS_CACHE, /var/cache/bccless for
+root, ~/.cache/bccless otherwise).
+
 An entry is keyed by the object's sha256, the kernel's identity
 (:func:`bccless.load.kernel.kernel_identity`), the hash of user Kconfig text
 and of a custom CO-RE target BTF, and the bccless version (a new linker may
@@ -22,30 +26,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import struct
 from typing import Any, Dict, Optional
 
 from ..errors import CacheError
+from . import LazyLogger
 from .plan import LoadPlan
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 FORMAT = 1
 _MAGIC = b"BCCLESS-RELO"
 _SUBDIR = "relo"
-
-
-def cache_root() -> str:
-    """$BCCLESS_CACHE, else /var/cache/bccless for root, else ~/.cache/bccless."""
-    env = os.environ.get("BCCLESS_CACHE")
-    if env:
-        return env
-    if os.geteuid() == 0:
-        return "/var/cache/bccless"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "bccless")
 
 
 def check_private(path: str, st: Optional[os.stat_result] = None) -> None:
@@ -77,7 +70,11 @@ class RelocCache:
     """The ``relo/`` directory under the cache root."""
 
     def __init__(self, root: Optional[str] = None) -> None:
-        self.root = root or cache_root()
+        if root is None:
+            from ..cache import default_root   # shared with the object cache
+
+            root = default_root()
+        self.root = root
         self.dir = os.path.join(self.root, _SUBDIR)
 
     def _entry_path(self, key: Dict[str, Any]) -> str:

@@ -172,7 +172,8 @@ class BPF(ProbeMixin, SymbolsMixin):
             prog = self._obj.programs[name]
         except KeyError:
             raise Exception("Unknown program %s" % name) from None
-        prog.set_type(prog_type, attach_type if attach_type >= 0 else None)
+        if prog.prog_type != prog_type or attach_type >= 0:
+            prog.set_type(prog_type, attach_type if attach_type >= 0 else 0)
         try:
             prog.load(log_level=self._log_level)
         except VerifierError as exc:
