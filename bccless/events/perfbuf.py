@@ -133,6 +133,19 @@ class PerfBuffer:
         by_fd = self._by_fd
         return sum(self._drain(by_fd[fd]) for fd, _ev in ready)
 
+    def ring_fds(self) -> List[int]:
+        """The per-CPU perf fds, for a caller multiplexing several buffers in one epoll.
+
+        Register these directly, not :meth:`fileno`: a perf fd reports each
+        wakeup once (the kernel clears it when polled), which a nested epoll
+        can swallow.
+        """
+        return [r.fd for r in self.rings]
+
+    def drain_fd(self, fd: int) -> int:
+        """Deliver the samples waiting in the ring of one fd from :meth:`ring_fds`."""
+        return self._drain(self._by_fd[fd])
+
     def consume(self) -> int:
         """Drain every ring whether or not it signalled; returns samples delivered."""
         return sum(self._drain(r) for r in self.rings)

@@ -272,26 +272,29 @@ class BPF(ProbeMixin, SymbolsMixin):
         return self._ringbuf_manager
 
     def perf_buffer_poll(self, timeout=-1) -> None:
+        """Wait for any opened perf buffer, then run the callbacks of ready rings."""
+        import select
         readers = list(self._perf_readers.values())
         if not readers:
             return
-        import select
-        if self._poller is None or self._poller[0] != [r.fileno() for r in readers]:
-            ep = select.epoll()
-            for r in readers:
-                ep.register(r.fileno(), select.EPOLLIN)
+        owners = {fd: r for r in readers for fd in r.ring_fds()}
+        if self._poller is None or self._poller[0] != owners:
             if self._poller is not None:
                 self._poller[1].close()
-            self._poller = ([r.fileno() for r in readers], ep)
-        ep = self._poller[1]
+            ep = select.epoll()
+            for fd in owners:
+                ep.register(fd, select.EPOLLIN)
+            self._poller = (owners, ep)
+            # A wakeup that came before this epoll existed may not be reported
+            # again: deliver what is already there, then wait.
+            if sum(r.consume() for r in readers):
+                return
         try:
-            ready = ep.poll(timeout / 1000.0 if timeout >= 0 else -1)
+            ready = self._poller[1].poll(timeout / 1000.0 if timeout >= 0 else -1)
         except InterruptedError:
             return
-        ready_fds = {fd for fd, _ in ready}
-        for r in readers:
-            if r.fileno() in ready_fds:
-                r.poll(0)
+        for fd, _ in ready:
+            owners[fd].drain_fd(fd)
 
     kprobe_poll = perf_buffer_poll
 

@@ -126,7 +126,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
         return 0;
     struct event e = {};
     e.pid = bpf_get_current_pid_tgid() >> 32;
-    e.seq = __sync_fetch_and_add(s, 1);
+    e.seq = *s;
+    *s += 1;
     ring.ringbuf_output(&e, sizeof(e), 0);
     return 0;
 }
