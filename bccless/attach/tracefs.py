@@ -14,7 +14,6 @@ import errno
 import logging
 import os
 import re
-import subprocess
 from functools import lru_cache
 from typing import Dict, Optional, Tuple
 
@@ -44,6 +43,8 @@ def ensure_mounted(path: str, fstype: str, source: str = "none") -> bool:
         return True
     if os.geteuid() != 0 or not os.path.isdir(path):
         return False
+    import subprocess  # only when something must be mounted: keep it off the warm path
+
     res = subprocess.run(["mount", "-t", fstype, source, path],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if res.returncode != 0:
