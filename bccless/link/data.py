@@ -218,7 +218,10 @@ def resolve_ksyms(spec: ObjectSpec, target_btf: Optional["BTF"], module_btfs: Mo
         if ext.is_func:
             local_t, targ_t = local.type, targ.type
         else:
-            local_t, targ_t = _skip_mods(spec.btf, local.type), _skip_mods(btf, targ.type)
+            # Opening rewrote .ksyms VARs to int (as libbpf does for the kernel's
+            # sake); the declared type survives in ext.type_id.
+            local_t = ext.type_id or _skip_mods(spec.btf, local.type)
+            targ_t = _skip_mods(btf, targ.type)
         if not types_are_compat(spec.btf, local_t, btf, targ_t):
             raise RelocationError(f"extern ({what}) '{ext.name}': incompatible types, expected "
                                   f"[{local_t}] but kernel has [{targ_t}]")

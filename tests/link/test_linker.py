@@ -143,7 +143,8 @@ def test_ksyms(compile_obj, host_btf):
     assert 0 in ids                                # the weak, missing kfunc
     btf_ids = [I.get_imm(prog.insns, i) for i in range(prog.insn_cnt)
                if I.code(prog.insns, i) == I.OP_LD_IMM64 and I.src_reg(prog.insns, i) == I.PSEUDO_BTF_ID]
-    assert btf_ids == [host_btf.find("bpf_prog_active", Kind.VAR)[0]]
+    assert btf_ids == [host_btf.find("bpf_prog_active", Kind.VAR)[0],
+                       host_btf.find("runqueues", Kind.VAR)[0]]
     addrs = [(I.get_imm(prog.insns, i) & 0xFFFFFFFF) | ((I.get_imm(prog.insns, i + 1) & 0xFFFFFFFF) << 32)
              for i in range(prog.insn_cnt)
              if I.code(prog.insns, i) == I.OP_LD_IMM64 and I.src_reg(prog.insns, i) == 0]

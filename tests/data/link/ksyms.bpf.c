@@ -5,6 +5,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 extern const int bpf_prog_active __ksym;
+extern const struct rq runqueues __ksym;
 extern const void bpf_prog_put __ksym;
 extern const void no_such_symbol_xyz __ksym __weak;
 extern const int no_such_var_xyz __ksym __weak;
@@ -20,7 +21,10 @@ int ksyms(u64 *ctx)
 	struct task_struct *t;
 	int *active = bpf_this_cpu_ptr(&bpf_prog_active);
 
+	struct rq *rq = bpf_this_cpu_ptr(&runqueues);
+
 	out[0] = *active;
+	out[5] = rq->cpu;
 	out[1] = (u64)&bpf_prog_put;
 	out[2] = (u64)&no_such_symbol_xyz;
 	out[3] = (u64)&no_such_var_xyz;
