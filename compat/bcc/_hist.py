@@ -22,14 +22,17 @@ def _stars(val: int, val_max: int, width: int) -> str:
     return text
 
 
-def print_log2(vals: List[int], val_type: str, strip_leading_zero) -> None:
+def _extent(vals: List[int]):
+    """(last index with a non-zero value or -1, largest value)."""
     idx_max = -1
-    val_max = 0
     for i, v in enumerate(vals):
         if v > 0:
             idx_max = i
-        if v > val_max:
-            val_max = v
+    return idx_max, max(vals, default=0)
+
+
+def print_log2(vals: List[int], val_type: str, strip_leading_zero) -> None:
+    idx_max, val_max = _extent(vals)
     if idx_max <= 32:
         header = "     %-19s : count     distribution"
         body = "%10d -> %-10d : %-8d |%-*s|"
@@ -55,13 +58,7 @@ def print_log2(vals: List[int], val_type: str, strip_leading_zero) -> None:
 
 
 def print_linear(vals: List[int], val_type: str, strip_leading_zero) -> None:
-    idx_max = -1
-    val_max = 0
-    for i, v in enumerate(vals):
-        if v > 0:
-            idx_max = i
-        if v > val_max:
-            val_max = v
+    idx_max, val_max = _extent(vals)
     header = "     %-13s : count     distribution"
     body = "        %-10d : %-8d |%-*s|"
     stars = STARS_MAX

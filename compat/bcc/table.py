@@ -19,38 +19,40 @@ from bccless.sys.perf import online_cpus, possible_cpus
 
 from . import _hist
 
-BPF_MAP_TYPE_HASH = 1
-BPF_MAP_TYPE_ARRAY = 2
-BPF_MAP_TYPE_PROG_ARRAY = 3
-BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
-BPF_MAP_TYPE_PERCPU_HASH = 5
-BPF_MAP_TYPE_PERCPU_ARRAY = 6
-BPF_MAP_TYPE_STACK_TRACE = 7
-BPF_MAP_TYPE_CGROUP_ARRAY = 8
-BPF_MAP_TYPE_LRU_HASH = 9
-BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
-BPF_MAP_TYPE_LPM_TRIE = 11
-BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
-BPF_MAP_TYPE_HASH_OF_MAPS = 13
-BPF_MAP_TYPE_DEVMAP = 14
-BPF_MAP_TYPE_SOCKMAP = 15
-BPF_MAP_TYPE_CPUMAP = 16
-BPF_MAP_TYPE_XSKMAP = 17
-BPF_MAP_TYPE_SOCKHASH = 18
-BPF_MAP_TYPE_CGROUP_STORAGE = 19
-BPF_MAP_TYPE_REUSEPORT_SOCKARRAY = 20
-BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE = 21
-BPF_MAP_TYPE_QUEUE = 22
-BPF_MAP_TYPE_STACK = 23
-BPF_MAP_TYPE_SK_STORAGE = 24
-BPF_MAP_TYPE_DEVMAP_HASH = 25
-BPF_MAP_TYPE_STRUCT_OPS = 26
-BPF_MAP_TYPE_RINGBUF = 27
-BPF_MAP_TYPE_INODE_STORAGE = 28
-BPF_MAP_TYPE_TASK_STORAGE = 29
+from bccless.sys.bpf_consts import (  # noqa: E402,F401  (BCC exports these)
+    BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_PROG_ARRAY,
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_STACK_TRACE,
+    BPF_MAP_TYPE_CGROUP_ARRAY,
+    BPF_MAP_TYPE_LRU_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH,
+    BPF_MAP_TYPE_LPM_TRIE,
+    BPF_MAP_TYPE_ARRAY_OF_MAPS,
+    BPF_MAP_TYPE_HASH_OF_MAPS,
+    BPF_MAP_TYPE_DEVMAP,
+    BPF_MAP_TYPE_SOCKMAP,
+    BPF_MAP_TYPE_CPUMAP,
+    BPF_MAP_TYPE_XSKMAP,
+    BPF_MAP_TYPE_SOCKHASH,
+    BPF_MAP_TYPE_CGROUP_STORAGE,
+    BPF_MAP_TYPE_REUSEPORT_SOCKARRAY,
+    BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+    BPF_MAP_TYPE_QUEUE,
+    BPF_MAP_TYPE_STACK,
+    BPF_MAP_TYPE_SK_STORAGE,
+    BPF_MAP_TYPE_DEVMAP_HASH,
+    BPF_MAP_TYPE_STRUCT_OPS,
+    BPF_MAP_TYPE_RINGBUF,
+    BPF_MAP_TYPE_INODE_STORAGE,
+    BPF_MAP_TYPE_TASK_STORAGE,
+)
 
 map_type_name = {v: k[len("BPF_MAP_TYPE_"):] for k, v in list(globals().items())
-                 if k.startswith("BPF_MAP_TYPE_")}
+                 if k.startswith("BPF_MAP_TYPE_") and v <= BPF_MAP_TYPE_TASK_STORAGE}
 
 stars_max = _hist.STARS_MAX
 log2_index_max = _hist.LOG2_INDEX_MAX
@@ -734,46 +736,29 @@ class RingBuf(_EventMixin, TableBase):
         self.bpf._ring_buffer().add(self.map_fd, raw_cb, map_name=str(self._name))
 
 
+_TABLE_CLASSES = {
+    BPF_MAP_TYPE_HASH: HashTable, BPF_MAP_TYPE_ARRAY: Array, BPF_MAP_TYPE_PROG_ARRAY: ProgArray,
+    BPF_MAP_TYPE_LPM_TRIE: LpmTrie, BPF_MAP_TYPE_STACK_TRACE: StackTrace,
+    BPF_MAP_TYPE_LRU_HASH: LruHash, BPF_MAP_TYPE_CGROUP_ARRAY: CgroupArray,
+    BPF_MAP_TYPE_DEVMAP: DevMap, BPF_MAP_TYPE_CPUMAP: CpuMap, BPF_MAP_TYPE_XSKMAP: XskMap,
+    BPF_MAP_TYPE_ARRAY_OF_MAPS: MapInMapArray, BPF_MAP_TYPE_HASH_OF_MAPS: MapInMapHash,
+    # BCC forwards no reducer to LRU per-CPU hashes.
+    BPF_MAP_TYPE_LRU_PERCPU_HASH: LruPerCpuHash,
+}
+
+
 def Table(bpf, map_id, map_fd, keytype, leaftype, name, **kwargs):
     """BCC's factory: the table class for a map's type."""
     ttype = _bpf.obj_get_info_by_fd(map_fd, "map")["type"]
     event_type_id = kwargs.pop("event_type_id", 0)
-    if ttype == BPF_MAP_TYPE_HASH:
-        return HashTable(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_ARRAY:
-        return Array(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_PROG_ARRAY:
-        return ProgArray(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-        return PerfEventArray(bpf, map_id, map_fd, keytype, leaftype, name,
-                              event_type_id=event_type_id)
-    if ttype == BPF_MAP_TYPE_PERCPU_HASH:
-        return PerCpuHash(bpf, map_id, map_fd, keytype, leaftype, **kwargs)
-    if ttype == BPF_MAP_TYPE_PERCPU_ARRAY:
-        return PerCpuArray(bpf, map_id, map_fd, keytype, leaftype, **kwargs)
-    if ttype == BPF_MAP_TYPE_LPM_TRIE:
-        return LpmTrie(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_STACK_TRACE:
-        return StackTrace(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_LRU_HASH:
-        return LruHash(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_LRU_PERCPU_HASH:
-        return LruPerCpuHash(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_CGROUP_ARRAY:
-        return CgroupArray(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_DEVMAP:
-        return DevMap(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_CPUMAP:
-        return CpuMap(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_XSKMAP:
-        return XskMap(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_ARRAY_OF_MAPS:
-        return MapInMapArray(bpf, map_id, map_fd, keytype, leaftype)
-    if ttype == BPF_MAP_TYPE_HASH_OF_MAPS:
-        return MapInMapHash(bpf, map_id, map_fd, keytype, leaftype)
+    if ttype in (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF):
+        cls = PerfEventArray if ttype == BPF_MAP_TYPE_PERF_EVENT_ARRAY else RingBuf
+        return cls(bpf, map_id, map_fd, keytype, leaftype, name, event_type_id=event_type_id)
+    if ttype in (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY):
+        cls = PerCpuHash if ttype == BPF_MAP_TYPE_PERCPU_HASH else PerCpuArray
+        return cls(bpf, map_id, map_fd, keytype, leaftype, **kwargs)
     if ttype in (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK):
         return QueueStack(bpf, map_id, map_fd, leaftype)
-    if ttype == BPF_MAP_TYPE_RINGBUF:
-        return RingBuf(bpf, map_id, map_fd, keytype, leaftype, name,
-                       event_type_id=event_type_id)
+    if ttype in _TABLE_CLASSES:
+        return _TABLE_CLASSES[ttype](bpf, map_id, map_fd, keytype, leaftype)
     raise Exception("Unknown table type %d" % ttype)
