@@ -226,7 +226,7 @@ class Built:
 def _formats_match(alias: dict, reader: Optional[Callable[[str, str], str]]) -> bool:
     if not alias.get("tracepoints"):
         return True
-    from .bcc.tracepoints import format_digest, read_format
+    from .bcc.tpformat import format_digest, read_format
     for tp in alias["tracepoints"]:
         try:
             text = (reader or read_format)(tp["category"], tp["event"])

@@ -12,17 +12,12 @@ file's C type and its size disagree for syscall arguments: ``int dfd`` of size
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..errors import CompileError
-
-TRACEFS_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-
-FormatReader = Callable[[str, str], str]
+from .tpformat import FormatReader, format_digest, read_format  # noqa: F401  (re-exported)
 
 _FIELD = re.compile(r"^\s*field:(?P<decl>.*?);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
                     r"\s*signed:(?P<signed>-?\d+);")
@@ -84,30 +79,6 @@ class TracepointStruct:
                 "fields": [{"name": f.name, "offset": f.offset, "size": f.size,
                             "signed": f.signed, "data_loc": f.data_loc,
                             "type": f.format_type} for f in self.fields]}
-
-
-def read_format(category: str, event: str) -> str:
-    """Read ``events/<category>/<event>/format`` from the mounted tracefs."""
-    for root in TRACEFS_ROOTS:
-        path = os.path.join(root, "events", category, event, "format")
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise CompileError(f"tracepoint {category}:{event}: cannot read {path}: {exc}") from exc
-    mounted = [r for r in TRACEFS_ROOTS if os.path.isdir(os.path.join(r, "events"))]
-    if not mounted:
-        raise CompileError(f"tracepoint {category}:{event}: tracefs is not mounted "
-                           "(mount -t tracefs nodev /sys/kernel/tracing)")
-    raise CompileError(f"tracepoint {category}:{event} does not exist on this kernel "
-                       f"(no {os.path.join(mounted[0], 'events', category, event, 'format')})")
-
-
-def format_digest(text: str) -> str:
-    """The digest recorded in metadata to detect a different kernel's layout."""
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_format(category: str, event: str, text: str) -> TracepointStruct:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import ctypes as ct
 import errno
-import logging
 import os
 import re
 import sys
@@ -27,11 +26,8 @@ from ._consts import (  # noqa: F401  (re-exported BCC names)
 from ._probes import ProbeMixin
 from ._syms import SymbolCache, SymbolsMixin
 from .table import BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, PerfEventArray, RingBuf, Table  # noqa: F401
-from .usdt import USDT, USDTException  # noqa: F401
 from .utils import ArgString, _assert_is_bytes, get_online_cpus, printb  # noqa: F401
 from .version import __version__  # noqa: F401
-
-log = logging.getLogger("bcc")
 
 DEBUGFS = "/sys/kernel/debug"
 TRACEFS = os.path.join(DEBUGFS, "tracing")
@@ -50,6 +46,14 @@ def _to_str(x) -> str:
     if x is None:
         return ""
     return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def __getattr__(name: str):
+    # USDT support pulls in ELF note parsing: import it only for tools that use it.
+    if name in ("USDT", "USDTException"):
+        from . import usdt
+        return getattr(usdt, name)
+    raise AttributeError(f"module 'bcc' has no attribute {name!r}")
 
 
 class BPF(ProbeMixin, SymbolsMixin):
@@ -157,11 +161,15 @@ class BPF(ProbeMixin, SymbolsMixin):
             self._obj.load(programs=False)
         except BcclessError as exc:
             raise Exception("Failed to load BPF module %s: %s" % (name, exc)) from None
-        self._btf = self._obj.btf
         self._programs_meta = {p["name"]: p for p in self._meta.get("programs", [])}
         for ctx in usdt_contexts:
             ctx.attach_uprobes(self, attach_usdt_ignore_pid)
         self._trace_autoload()
+
+    @property
+    def _btf(self):
+        """The object's BTF, parsed only when a table or event type needs it."""
+        return self._obj.btf
 
     # -- programs -----------------------------------------------------------
     def load_func(self, func_name, prog_type, device=None, attach_type=-1) -> "BPF.Function":

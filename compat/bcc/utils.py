@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 import warnings
 from typing import List
 
@@ -64,6 +63,8 @@ class ArgString:
 
 
 def warn_with_traceback(message, category, filename, lineno, file=None, line=None):
+    import traceback
+
     log = file if hasattr(file, "write") else sys.stderr
     traceback.print_stack(f=sys._getframe(2), file=log)
     log.write(warnings.formatwarning(message, category, filename, lineno, line))
