@@ -3,22 +3,37 @@
 Each subcommand lives in ``bccless.commands.<name>`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a handler
 ``(args) -> int``.  Command modules import heavy dependencies inside their
-handlers only, so ``bccless --help`` and the fast paths stay cheap.
+handlers only, so ``bccless --help`` and the fast paths stay cheap.  Only the
+module of the command being run is imported (all of them for ``--help`` or
+an unknown command).  A command that sets ``lazy_logging=True`` as a parser
+default is run without importing :mod:`logging` unless ``-v`` is given:
+what it logs at WARNING then reaches stderr without the ``bccless:`` prefix.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
-from typing import List, Optional
 
 from .errors import BcclessError
 
 COMMAND_MODULES = ("btf", "object", "doctor", "cache", "translate", "run")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an
+    option: the top-level options take no value), if it is a known one and no
+    top-level help is asked for before it."""
+    for word in argv:
+        if word in ("-h", "--help"):
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMAND_MODULES else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the subcommand it names is registered."""
     parser = argparse.ArgumentParser(
         prog="bccless",
         description="Compile BCC tools once to CO-RE objects, cache them, and load them "
@@ -26,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-v: info, -vv: debug) to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    command = _command_of(argv) if argv is not None else None
+    for name in (command,) if command else COMMAND_MODULES:
         try:
             module = importlib.import_module(f"bccless.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -37,11 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="bccless: %(levelname)s: %(message)s")
+def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words)
+    args = parser.parse_args(words)
+    if args.verbose or not getattr(args, "lazy_logging", False):
+        import logging
+        level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+        logging.basicConfig(level=level, format="bccless: %(levelname)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

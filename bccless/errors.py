@@ -7,7 +7,9 @@ without a traceback.
 """
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs milliseconds to import
+    from typing import Optional
 
 
 class BcclessError(Exception):

@@ -17,9 +17,12 @@ the one renamed here.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
 
 from .types import Kind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+    from typing import Callable, Dict, List, Optional, Tuple
 
 # Kinds whose names live in the C tag namespace.
 _TAG_DEF_KINDS = frozenset({Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64})
@@ -43,16 +46,15 @@ class Names:
     any typedef of that name (typedef names are used everywhere, enumerators
     only inside their enum, so the typedef keeps the plain spelling).
 
-    A few lookups use ``btf.find``; past ``_FINDS_BEFORE_INDEX`` of them one
-    pass over all types names everything at once, which is cheaper.
+    Naming one type only needs the other types of its name
+    (``btf.find_same_name``, a name-index lookup), so printing one type costs
+    lookups for the types it mentions; a whole header names everything in one
+    pass instead (:meth:`index_all`).
     """
-
-    _FINDS_BEFORE_INDEX = 16
 
     def __init__(self, btf) -> None:
         self._btf = btf
         self._names: Dict[int, str] = {}
-        self._finds = 0
         self._indexed = False
         self._enumerators: Optional[Dict[Tuple[int, int], str]] = None
 
@@ -73,12 +75,7 @@ class Names:
         if not name:
             self._names[tid] = ""
             return ""
-        if not self._indexed:
-            self._finds += 1
-            if self._finds > self._FINDS_BEFORE_INDEX:
-                self.index_all()
-                return self._names[tid]
-        self._name_group(name, btf.find(name))
+        self._name_group(name, btf.find_same_name(tid))
         return self._names[tid]
 
     def _name_group(self, name: str, same: List[int]) -> None:
@@ -107,28 +104,20 @@ class Names:
                 rank += 1
                 names[tid] = _suffixed(name, rank)
 
-    def expect(self, count: int) -> None:
-        """Announce about ``count`` upcoming lookups, so that many are served
-        by one indexing pass instead of ``count`` string-section searches."""
-        if count > self._FINDS_BEFORE_INDEX - self._finds:
-            self.index_all()
-
     def index_all(self) -> None:
         """Name every tag and typedef in one pass over the BTF.  Names held
         by a single type (nearly all) keep their spelling without ranking."""
         if self._indexed:
             return
         btf = self._btf
-        kind, name_of = btf.kind, btf.name
-        wanted = _TAG_DEF_KINDS | {Kind.FWD, Kind.TYPEDEF}
+        name_of = btf.name
         first: Dict[str, int] = {}
         shared: Dict[str, List[int]] = {}
-        for tid in btf.ids():
-            if kind(tid) in wanted:
-                name = name_of(tid)
-                other = first.setdefault(name, tid)
-                if other != tid:
-                    shared.setdefault(name, [other]).append(tid)
+        for tid in btf.ids_of_kind(*_TAG_DEF_KINDS, Kind.FWD, Kind.TYPEDEF):
+            name = name_of(tid)
+            other = first.setdefault(name, tid)
+            if other != tid:
+                shared.setdefault(name, [other]).append(tid)
         names = self._names
         for name, tid in first.items():
             names[tid] = name
@@ -149,15 +138,8 @@ class Names:
         Enumerators are not types, so no name index can answer "which other
         enumerator is also called X": one pass over all enums is needed."""
         btf = self._btf
-        kind = btf.kind
-        enums: List[int] = []
-        typedef_names = set()
-        for tid in btf.ids():
-            k = kind(tid)
-            if k == Kind.ENUM or k == Kind.ENUM64:
-                enums.append(tid)
-            elif k == Kind.TYPEDEF:
-                typedef_names.add(btf.name(tid))
+        enums = btf.ids_of_kind(Kind.ENUM, Kind.ENUM64)
+        typedef_names = set(map(btf.name, btf.ids_of_kind(Kind.TYPEDEF)))
         seen: Dict[str, int] = {}
         table: Dict[Tuple[int, int], str] = {}
         for tid in enums:

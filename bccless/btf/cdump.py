@@ -14,13 +14,16 @@ behind ``BPF_NO_KFUNC_PROTOTYPES``.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, List, Optional
 
 from ..errors import BTFError
 from .cdecl import Declarator, Names
 from .clayout import Layout
 from .corder import FWD, Orderer, embedded_record
 from .types import Kind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+    from typing import Callable, Dict, Iterable, List, Optional
 
 _HEADER = """\
 #ifndef __VMLINUX_H__
@@ -71,9 +74,11 @@ class _BulkView:
 
     def __init__(self, btf) -> None:
         self._btf = btf
-        self.kind = [btf.kind(i) for i in range(btf.type_count)].__getitem__
+        self.kind = btf.kinds().__getitem__
         self._names: Dict[int, str] = {}
         self.find = btf.find
+        self.find_same_name = btf.find_same_name
+        self.ids_of_kind = btf.ids_of_kind
         self.ids = btf.ids
         self.resolve_size = btf.resolve_size
         self.type_count = btf.type_count
@@ -126,9 +131,7 @@ class CWriter:
         """``extern`` prototypes of kfuncs ('' when the BTF has none)."""
         btf = self.btf
         funcs = []
-        for tid in btf.ids():
-            if btf.kind(tid) != Kind.DECL_TAG:
-                continue
+        for tid in btf.ids_of_kind(Kind.DECL_TAG):
             tag = btf[tid]
             if tag.name == _KFUNC_TAG and tag.component_idx == -1 \
                     and btf.kind(tag.type) == Kind.FUNC:
@@ -256,9 +259,7 @@ class CWriter:
         order = Orderer(btf)
         fwds = []
         seen = set()
-        deps = order.deps(tid)
-        self.names.expect(len({dep for _, dep in deps}))
-        for action, dep in deps:
+        for action, dep in order.deps(tid):
             if btf.kind(dep) in (Kind.STRUCT, Kind.UNION, Kind.FWD) and dep != tid \
                     and dep not in seen:
                 seen.add(dep)
@@ -323,7 +324,7 @@ def find_named_types(btf, query: str) -> List[int]:
 def _suggest(btf, name: str, kinds: set) -> str:
     import difflib  # error path only: keep it off the start-up path
 
-    candidates = {btf.name(t) for t in btf.ids() if btf.kind(t) in kinds}
+    candidates = set(map(btf.name, btf.ids_of_kind(*kinds)))
     candidates.discard("")
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.75)
     lowered = name.lower()

@@ -25,12 +25,18 @@ emitted C, so records containing records stay exact too.
 """
 from __future__ import annotations
 
-import logging
-from typing import Dict, List, Optional
-
 from .types import Kind
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+    from typing import Dict, List, Optional
+
+
+def _debug(msg: str, *args: object) -> None:
+    """Log at debug level; :mod:`logging` is imported only when there is something
+    to log, since printing one type must not pay for it."""
+    import logging
+    logging.getLogger(__name__).debug(msg, *args)
 
 _PAD_UNITS = ((64, "long"), (32, "int"), (16, "short"), (8, "char"))
 # Larger than any alignment a kernel type uses (page alignment is 4096).
@@ -161,7 +167,7 @@ class Layout:
             return plan
         if tid in self._busy:
             # Only malformed BTF nests a record in itself by value.
-            log.debug("type [%d] contains itself by value", tid)
+            _debug("type [%d] contains itself by value", tid)
             fallback = RecordPlan(False)
             fallback.exact = False
             return fallback
@@ -172,7 +178,7 @@ class Layout:
             plan = (self._attempt(record, union, packed=False)
                     or self._attempt(record, union, packed=True))
             if plan is None:
-                log.debug("type [%d] %r: no C layout reproduces its BTF layout", tid, record.name)
+                _debug("type [%d] %r: no C layout reproduces its BTF layout", tid, record.name)
                 plan = RecordPlan(True)
                 plan.exact = False
         finally:

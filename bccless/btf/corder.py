@@ -14,10 +14,13 @@ before any use (C has no forward declaration of enums).
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Set, Tuple
 
 from .cdecl import BUILTIN_TYPEDEFS
 from .types import Kind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+    from typing import Iterator, List, Set, Tuple
 
 FWD = "fwd"   # print ``struct x;`` / ``union x;``
 DEF = "def"   # print the definition (struct/union/enum body, typedef)
@@ -59,10 +62,8 @@ class Orderer:
         kind = btf.kind
         name = btf.name
         referenced_anon_enums = self._referenced_anon_enums()
-        for tid in btf.ids():
+        for tid in btf.ids_of_kind(*_TOP_LEVEL):
             k = kind(tid)
-            if k not in _TOP_LEVEL:
-                continue
             if name(tid):
                 if k != Kind.TYPEDEF or name(tid) not in BUILTIN_TYPEDEFS:
                     yield tid
@@ -78,7 +79,7 @@ class Orderer:
         btf = self._btf
         kind = btf.kind
         used: Set[int] = set()
-        for tid in btf.ids():
+        for tid in btf.ids_of_kind(Kind.STRUCT, Kind.UNION, Kind.TYPEDEF):
             k = kind(tid)
             if k in (Kind.STRUCT, Kind.UNION):
                 for m in btf[tid].members:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import List, Optional, Tuple, Union
 
 from ..errors import BTFError, ELFError
 from .parse import BTF
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+    from typing import List, Optional, Tuple, Union
 
 KERNEL_BTF_DIR = "/sys/kernel/btf"
 VMLINUX_BTF = KERNEL_BTF_DIR + "/vmlinux"
@@ -149,9 +152,13 @@ def _decompress(body: memoryview, is64: bool, order: str, label: str) -> bytes:
 def load_kernel_btf(path: str = VMLINUX_BTF) -> BTF:
     """The running kernel's BTF (mmapped read-only), or a raw/ELF file given as ``path``.
 
-    With the default path, the vmlinux ELF locations libbpf knows are tried
-    when sysfs has no BTF."""
+    With the default path, the record index is cached on disk per kernel
+    (:mod:`bccless.btf.indexcache`), and the vmlinux ELF locations libbpf
+    knows are tried when sysfs has no BTF."""
     if os.path.exists(path):
+        if path == VMLINUX_BTF:
+            from .indexcache import index_path
+            return _load_any(path, index_path(path))
         return _load_any(path)
     if path == VMLINUX_BTF:
         release = os.uname().release
@@ -166,12 +173,12 @@ def load_kernel_btf(path: str = VMLINUX_BTF) -> BTF:
     raise BTFError(f"kernel BTF is missing at '{path}', was CONFIG_DEBUG_INFO_BTF enabled?")
 
 
-def _load_any(path: str) -> BTF:
+def _load_any(path: str, index_file: Optional[str] = None) -> BTF:
     data = read_blob(path)
     if bytes(data[:4]) == _ELF_MAGIC:
         section, label = elf_btf_section(data, source=path)
         return BTF.from_bytes(section, source=label)
-    return BTF.from_bytes(data, source=path)
+    return BTF.from_bytes(data, source=path, index_file=index_file)
 
 
 def list_module_btfs(directory: str = KERNEL_BTF_DIR) -> List[str]:

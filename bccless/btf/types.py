@@ -10,7 +10,9 @@ that a split (module) BTF can point into its base.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import List, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing costs milliseconds to import
+    from typing import List, Optional
 
 
 class Kind(IntEnum):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Optional
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+    from typing import Optional
+
     from ..btf.parse import BTF
 
 
@@ -27,7 +29,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                            "as bpftool btf dump prints it")
     dump.add_argument("-o", "--output", metavar="PATH",
                       help="write here instead of standard output")
-    dump.set_defaults(func=_dump)
+    dump.set_defaults(func=_dump, lazy_logging=True)
 
     show = sub.add_parser("type", help="print the C definition of one named type")
     show.add_argument("name", nargs="+", metavar="NAME",
@@ -36,7 +38,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     _add_file(show)
     show.add_argument("--no-offsets", action="store_true",
                       help="omit the /* offset size */ member comments")
-    show.set_defaults(func=_type)
+    show.set_defaults(func=_type, lazy_logging=True)
 
 
 def _add_file(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,51 @@
+"""``bccless btf type`` stays cheap to start: only its own command module is
+imported, and :mod:`logging` only with ``-v``; help still lists every command."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .helpers import DATA
+
+HOST = str(DATA / "host-6.18.44-fc.btf.xz")
+PROBE = """
+import json, sys
+from bccless.cli import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+mods = sorted(m for m in sys.modules if m.startswith("bccless.commands.") or m == "logging")
+sys.stderr.write("MODULES" + json.dumps([code, mods]))
+"""
+
+
+def run_probe(*args: str):
+    res = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True)
+    code, mods = json.loads(res.stderr.rsplit("MODULES", 1)[1])
+    return code, mods, res.stdout
+
+
+def test_btf_type_imports_only_its_command():
+    code, mods, out = run_probe("btf", "type", "pid_type", "--file", HOST)
+    assert code == 0 and out.startswith("enum pid_type {")
+    assert mods == ["bccless.commands.btf"]
+
+
+def test_verbose_still_configures_logging():
+    code, mods, out = run_probe("-v", "btf", "type", "pid_type", "--file", HOST)
+    assert code == 0 and out.startswith("enum pid_type {")
+    assert mods == ["bccless.commands.btf", "logging"]
+
+
+def test_help_lists_every_command():
+    res = subprocess.run([sys.executable, "-m", "bccless.cli", "--help"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0
+    for name in ("btf", "object", "doctor", "cache", "translate", "run"):
+        assert f"    {name}" in res.stdout, name
+    res = subprocess.run([sys.executable, "-m", "bccless.cli", "-h", "btf"], capture_output=True,
+                         text=True)
+    assert "    doctor" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "bccless.cli", "nosuchcommand"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "invalid choice" in res.stderr and "doctor" in res.stderr
