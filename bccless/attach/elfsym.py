@@ -267,36 +267,22 @@ class ElfImage:
         return self._symbols
 
     def _read_symbols(self) -> Dict[str, Symbol]:
-        """Raw struct scan of the symbol tables: pyelftools' per-symbol objects are ~20x slower."""
+        """Raw struct scan of the symbol tables: pyelftools' per-symbol objects are ~20x slower.
+
+        A stripped file's local functions (libc's __libc_start_call_main, ...)
+        live in its separate debug file; its .symtab fills in what the file's
+        own tables lack, as BCC's symbol walk does."""
         symbols: Dict[str, Symbol] = {}
         with self._open() as elf:
-            if elf.elfclass != 64:
-                raise AttachError(f"{self.path}: only 64-bit ELF files can be probed")
-            sym_st = struct.Struct("<IBBHQQ" if elf.little_endian else ">IBBHQQ")
-            versym_sec = elf.get_section_by_name(".gnu.version")
-            versym = versym_sec.data() if versym_sec is not None else b""
-            vfmt = "<%dH" if elf.little_endian else ">%dH"
-            for secname in (".dynsym", ".symtab"):
-                sec = elf.get_section_by_name(secname)
-                if sec is None or sec["sh_type"] == "SHT_NOBITS":
-                    continue
-                strtab = elf.get_section(sec["sh_link"]).data()
-                vers = struct.unpack(vfmt % (len(versym) // 2), versym) \
-                    if secname == ".dynsym" and versym else ()
-                for i, (st_name, info, _other, shndx, value, size) in enumerate(
-                        sym_st.iter_unpack(sec.data())):
-                    st_type = info & 0xF
-                    if shndx == 0 or not st_name or st_type not in (_STT_FUNC, _STT_GNU_IFUNC):
-                        continue
-                    # A name may exist in several versions (memcpy@GLIBC_2.2.5 and
-                    # memcpy@@GLIBC_2.14); like ld.so, an unversioned lookup wants the
-                    # default one, so hidden (non-default) versions never win.
-                    if i < len(vers) and vers[i] & _VERSYM_HIDDEN:
-                        continue
-                    name = _cstr(strtab, st_name)
-                    if name not in symbols:
-                        symbols[name] = Symbol(name, value, size,
-                                               STT_FUNC if st_type == _STT_FUNC else STT_GNU_IFUNC)
+            _scan_symbols(elf, self.path, symbols, (".dynsym", ".symtab"))
+            debug = None if elf.get_section_by_name(".symtab") else _debug_file(elf, self.path)
+        if debug:
+            from elftools.elf.elffile import ELFFile
+            try:
+                with open(debug, "rb") as f:
+                    _scan_symbols(ELFFile(f), debug, symbols, (".symtab",))
+            except Exception as exc:  # a broken debug file only costs its symbols
+                log.debug("%s: debug symbols from %s not read: %s", self.path, debug, exc)
         return symbols
 
     def vaddr_to_offset(self, addr: int) -> int:
@@ -311,6 +297,64 @@ class ElfImage:
             if seg.offset <= off < seg.offset + max(seg.filesz, 1):
                 return off - seg.offset + seg.vaddr
         raise AttachError(f"{self.path}: file offset 0x{off:x} is in no PT_LOAD segment")
+
+
+def _scan_symbols(elf: "ELFFile", path: str, symbols: Dict[str, Symbol], sections) -> None:
+    """Add the defined FUNC/IFUNC symbols of ``sections`` not yet in ``symbols``."""
+    if elf.elfclass != 64:
+        raise AttachError(f"{path}: only 64-bit ELF files can be probed")
+    sym_st = struct.Struct("<IBBHQQ" if elf.little_endian else ">IBBHQQ")
+    versym_sec = elf.get_section_by_name(".gnu.version")
+    versym = versym_sec.data() if versym_sec is not None else b""
+    vfmt = "<%dH" if elf.little_endian else ">%dH"
+    for secname in sections:
+        sec = elf.get_section_by_name(secname)
+        if sec is None or sec["sh_type"] == "SHT_NOBITS":
+            continue
+        strtab = elf.get_section(sec["sh_link"]).data()
+        vers = struct.unpack(vfmt % (len(versym) // 2), versym) \
+            if secname == ".dynsym" and versym else ()
+        for i, (st_name, info, _other, shndx, value, size) in enumerate(
+                sym_st.iter_unpack(sec.data())):
+            st_type = info & 0xF
+            if shndx == 0 or not st_name or st_type not in (_STT_FUNC, _STT_GNU_IFUNC):
+                continue
+            # A name may exist in several versions (memcpy@GLIBC_2.2.5 and
+            # memcpy@@GLIBC_2.14); like ld.so, an unversioned lookup wants the
+            # default one, so hidden (non-default) versions never win.
+            if i < len(vers) and vers[i] & _VERSYM_HIDDEN:
+                continue
+            name = _cstr(strtab, st_name)
+            if name not in symbols:
+                symbols[name] = Symbol(name, value, size,
+                                       STT_FUNC if st_type == _STT_FUNC else STT_GNU_IFUNC)
+
+
+DEBUG_ROOT = "/usr/lib/debug"
+
+
+def _debug_file(elf: "ELFFile", path: str) -> Optional[str]:
+    """The separate debug file of ``path``: by build id, then by .gnu_debuglink name
+    (gdb's search order), or None."""
+    note = elf.get_section_by_name(".note.gnu.build-id")
+    if note is not None:
+        data = note.data()
+        if len(data) > 16:
+            namesz, descsz = struct.unpack_from("<II" if elf.little_endian else ">II", data)
+            build_id = data[12 + ((namesz + 3) & ~3):][:descsz].hex()
+            candidate = os.path.join(DEBUG_ROOT, ".build-id", build_id[:2],
+                                     build_id[2:] + ".debug")
+            if len(build_id) > 2 and os.path.isfile(candidate):
+                return candidate
+    link = elf.get_section_by_name(".gnu_debuglink")
+    if link is not None:
+        name = _cstr(link.data(), 0)
+        real = os.path.dirname(os.path.realpath(path))
+        for d in (real, os.path.join(real, ".debug"), DEBUG_ROOT + real):
+            candidate = os.path.join(d, name)
+            if name and os.path.isfile(candidate) and candidate != os.path.realpath(path):
+                return candidate
+    return None
 
 
 _images: Dict[Tuple[str, int, int], ElfImage] = {}

@@ -190,8 +190,11 @@ def _c_string(text: str) -> str:
 
 
 def _parse_args(driver, vmlinux_h: str, cflags: Sequence[str], filename: str) -> List[str]:
+    # The compiler's warning switches too: what clang accepts when it builds
+    # the object (e.g. -Wno-int-conversion) must not stop the parse first.
+    warnings = [f for f in driver.CLANG_FLAGS if f.startswith("-Wno-")]
     args = ["-x", "c", "-target", "bpf", f"-D__TARGET_ARCH_{driver.target_arch()}",
-            "-D__BPF_TRACING__", "-nostdinc", "-Wno-unused-value", "-Wno-pointer-sign",
+            "-D__BPF_TRACING__", "-nostdinc", *warnings,
             "-I", os.path.dirname(vmlinux_h), "-I", os.path.dirname(COMPAT_HEADER),
             "-I", driver.libbpf_include_dir()]
     if os.path.isfile(filename):

@@ -23,10 +23,11 @@ from ._consts import (  # noqa: F401  (re-exported BCC names)
     DEBUG_SOURCE, BPFAttachType, BPFProgType, PerfEventSampleFormat, PerfHWConfig, PerfSWConfig,
     PerfType, XDPAction, XDPFlags,
 )
+from ._discover import DiscoveryMixin
 from ._probes import ProbeMixin
 from ._syms import SymbolCache, SymbolsMixin
 from .table import BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, PerfEventArray, RingBuf, Table  # noqa: F401
-from .utils import ArgString, _assert_is_bytes, get_online_cpus, printb  # noqa: F401
+from .utils import ArgString, StrcmpRewrite, _assert_is_bytes, get_online_cpus, printb  # noqa: F401
 from .version import __version__  # noqa: F401
 
 DEBUGFS = "/sys/kernel/debug"
@@ -56,7 +57,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'bcc' has no attribute {name!r}")
 
 
-class BPF(ProbeMixin, SymbolsMixin):
+class BPF(ProbeMixin, SymbolsMixin, DiscoveryMixin):
     """A BPF module built from BCC C: maps live, programs loaded on demand."""
 
     # Program types, aliased on the class as BCC does.
@@ -113,7 +114,7 @@ class BPF(ProbeMixin, SymbolsMixin):
         text = _assert_is_bytes(text)
         assert not (text and src_file)
         self.debug = debug
-        self.funcs: Dict[str, "BPF.Function"] = {}
+        self.funcs: Dict[bytes, "BPF.Function"] = {}
         self.tables: Dict[Any, Any] = {}
         self.kprobe_fds: Dict[bytes, Dict[bytes, Any]] = {}
         self.uprobe_fds: Dict[bytes, Any] = {}
@@ -147,14 +148,22 @@ class BPF(ProbeMixin, SymbolsMixin):
         source = (text or b"").decode()
         for ctx in usdt_contexts:
             source = ctx.get_text() + source
+        cflags = [_to_str(c) for c in cflags]
+        if "LINUX_VERSION_CODE" in source and not any(
+                c.startswith("-DLINUX_VERSION_CODE") for c in cflags):
+            # BCC compiles against the running kernel's headers, whose
+            # linux/version.h defines this; as a flag it joins the cache key, so
+            # only programs that test the kernel version are built per kernel.
+            from bccless.load.kernel import kernel_version_code
+            cflags.append("-DLINUX_VERSION_CODE=%d" % kernel_version_code())
         try:
-            built = build(source, cflags=[_to_str(c) for c in cflags], filename=name)
+            built = build(source, cflags=cflags, filename=name)
         except BcclessError as exc:
             print(str(exc), file=sys.stderr)
             raise Exception("Failed to compile BPF module %s" % name) from None
         self._meta = built.metadata
         if debug & DEBUG_PREPROCESSOR:
-            print(built.metadata.get("text", ""), file=sys.stderr)
+            self._print_translation(source, cflags, name)
         self._obj = BPFObject.open(built.object, name="bcc")
         self._log_level = 2 if debug & DEBUG_BPF_REGISTER_STATE else (1 if debug & DEBUG_BPF else 0)
         try:
@@ -166,6 +175,16 @@ class BPF(ProbeMixin, SymbolsMixin):
             ctx.attach_uprobes(self, attach_usdt_ignore_pid)
         self._trace_autoload()
 
+    @staticmethod
+    def _print_translation(source: str, cflags, name: str) -> None:
+        """DEBUG_PREPROCESSOR: show the C that was compiled (BCC shows its rewritten C).
+
+        The cache keeps objects, not translated text, so the (cheap, debug-only)
+        translation is redone here.
+        """
+        from bccless.bcc.translate import translate
+        print(translate(source, cflags=cflags, filename=name).text, file=sys.stderr)
+
     @property
     def _btf(self):
         """The object's BTF, parsed only when a table or event type needs it."""
@@ -173,13 +192,15 @@ class BPF(ProbeMixin, SymbolsMixin):
 
     # -- programs -----------------------------------------------------------
     def load_func(self, func_name, prog_type, device=None, attach_type=-1) -> "BPF.Function":
-        name = _to_str(func_name)
-        if name in self.funcs:
-            return self.funcs[name]
+        # Keys and messages use the bytes name, as BCC's do ("Unknown program b'x'").
+        bname = _assert_is_bytes(func_name)
+        if bname in self.funcs:
+            return self.funcs[bname]
+        name = bname.decode()
         try:
             prog = self._obj.programs[name]
         except KeyError:
-            raise Exception("Unknown program %s" % name) from None
+            raise Exception("Unknown program %s" % bname) from None
         if prog.prog_type != prog_type or attach_type >= 0:
             prog.set_type(prog_type, attach_type if attach_type >= 0 else 0)
         try:
@@ -187,46 +208,48 @@ class BPF(ProbeMixin, SymbolsMixin):
         except VerifierError as exc:
             print(exc.log, file=sys.stderr)
             raise Exception("Failed to load BPF program %s: %s" % (
-                name, os.strerror(exc.errno) if exc.errno else exc)) from None
+                bname, os.strerror(exc.errno) if exc.errno else exc)) from None
         except BcclessError as exc:
             if getattr(exc, "errno", 0) == errno.EPERM:
                 raise Exception("Need super-user privileges to run") from None
-            raise Exception("Failed to load BPF program %s: %s" % (name, exc)) from None
-        fn = BPF.Function(self, func_name if isinstance(func_name, bytes) else name.encode(),
-                          prog.fd)
-        self.funcs[name] = fn
+            raise Exception("Failed to load BPF program %s: %s" % (bname, exc)) from None
+        if self._log_level and prog.log:
+            # BCC shows the verifier's log of a successful load under DEBUG_BPF.
+            print(prog.log, file=sys.stderr)
+        fn = BPF.Function(self, bname, prog.fd)
+        self.funcs[bname] = fn
         return fn
 
     def load_funcs(self, prog_type=KPROBE):
         return [self.load_func(p["name"], prog_type) for p in self._meta.get("programs", [])]
 
     def dump_func(self, func_name) -> bytes:
-        fn = self.load_func(func_name, self._default_type(_to_str(func_name)))
-        return bytes(self._obj.programs[_to_str(fn.name)].insns)
+        """The program's instructions with map fds patched in, as the kernel got them.
 
-    def _default_type(self, name: str) -> int:
-        prog = self._obj.programs[name]
-        return prog.prog_type or BPF.KPROBE
+        bccless relocates at load time, so the program is loaded (with its
+        section's type) first; BCC has the same bytes right after compiling.
+        """
+        bname = _assert_is_bytes(func_name)
+        if self._obj is None or bname.decode() not in self._obj.programs:
+            raise Exception("Unknown program %s" % bname)
+        prog = self._obj.programs[bname.decode()]
+        self.load_func(bname, prog.prog_type or BPF.KPROBE)
+        return bytes(prog.insns)
 
     # -- tables -------------------------------------------------------------
     def get_table(self, name, keytype=None, leaftype=None, reducer=None):
-        from ._ctypes import table_type
-
         sname = _to_str(name)
         try:
             live = self._obj.maps[sname]
         except KeyError:
             raise KeyError(name) from None
         spec = self._obj.map_spec(sname)
-        if keytype is None and spec.key_type_id:
-            keytype = table_type(self._btf, spec.key_type_id)
+        decl = self._map_decls().get(sname, {})
         if keytype is None and spec.map_type not in (BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK):
-            keytype = ct.c_ubyte * spec.key_size if spec.key_size else ct.c_int
+            keytype = self._table_type(spec.key_type_id, decl.get("key_type"), spec.key_size)
         if leaftype is None:
-            if spec.value_type_id:
-                leaftype = table_type(self._btf, spec.value_type_id)
-            else:
-                leaftype = ct.c_ubyte * spec.value_size if spec.value_size else ct.c_int
+            leaftype = self._table_type(spec.value_type_id, decl.get("leaf_type"),
+                                        spec.value_size)
         kwargs: Dict[str, Any] = {}
         if reducer is not None:
             kwargs["reducer"] = reducer
@@ -235,25 +258,31 @@ class BPF(ProbeMixin, SymbolsMixin):
             kwargs["event_type_id"] = event
         return Table(self, live.id, live.fd, keytype, leaftype, name, **kwargs)
 
+    def _map_decls(self) -> Dict[str, dict]:
+        return {m["name"]: m for m in self._meta.get("maps", [])}
+
+    def _table_type(self, type_id: int, spelled: Optional[str], size: int):
+        """ctypes class of a key or leaf: from the map's BTF type, else from the
+        type the BCC declaration spelled (queue, stack and stack-trace maps
+        are created without BTF types), else an integer or bytes of its size."""
+        from ._ctypes import table_type, type_by_spelling
+
+        if not type_id and spelled:
+            type_id = type_by_spelling(self._btf, spelled)
+        if type_id:
+            return table_type(self._btf, type_id)
+        if size in (1, 2, 4, 8):
+            return {1: ct.c_ubyte, 2: ct.c_ushort, 4: ct.c_uint, 8: ct.c_ulonglong}[size]
+        return ct.c_ubyte * size if size else ct.c_int
+
     def _event_type_id(self, map_name: str) -> int:
         """BTF id of the struct this output map's submit calls pass (BCC's event())."""
-        from bccless.btf import Kind
+        from ._ctypes import type_by_spelling
 
         event = self._meta.get("events", {}).get(map_name)
         if not event or not event.get("type"):
             return 0
-        spelled = event["type"].strip()
-        for prefix, kinds in (("struct ", (Kind.STRUCT,)), ("union ", (Kind.UNION,))):
-            if spelled.startswith(prefix):
-                name, search = spelled[len(prefix):].strip(), kinds
-                break
-        else:
-            name, search = spelled, (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION)
-        for kind in search:
-            ids = self._btf.find(name, kind)
-            if ids:
-                return ids[0]
-        return 0
+        return type_by_spelling(self._btf, event["type"])
 
     def __getitem__(self, key):
         if key not in self.tables:

@@ -88,7 +88,9 @@ class _Builder:
 
     def _record(self, tid: int, t) -> Any:
         base = ct.Union if t.kind == Kind.UNION else ct.Structure
-        cls = type(t.name or "", (base,), {})
+        # The translator renames user structs that clash with the kernel's
+        # (``x___bccless``); the class keeps the name the C source used.
+        cls = type((t.name or "").replace("___bccless", ""), (base,), {})
         self.cache[tid] = cls  # allows self-reference through arrays of records
         fields: List[Tuple] = []
         anonymous: List[str] = []
@@ -130,3 +132,19 @@ def table_type(btf: BTF, type_id: int) -> Any:
 def event_class(btf: BTF, type_id: int) -> Any:
     """The class ``table.event(data)`` casts records to (natural alignment)."""
     return _Builder(btf, packed_plain=False).build(type_id)
+
+
+def type_by_spelling(btf: BTF, spelled: str) -> int:
+    """BTF id of a type named as C spells it (``struct x``, ``u32``, ``int``), or 0."""
+    spelled = spelled.strip()
+    for prefix, kinds in (("struct ", (Kind.STRUCT,)), ("union ", (Kind.UNION,))):
+        if spelled.startswith(prefix):
+            name, search = spelled[len(prefix):].strip(), kinds
+            break
+    else:
+        name, search = spelled, (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION, Kind.INT)
+    for kind in search:
+        ids = btf.find(name, kind)
+        if ids:
+            return ids[0]
+    return 0

@@ -271,7 +271,7 @@ class ProbeMixin:
         return self._attach_uprobe(True, name, sym, sym_re, addr, fn_name, pid, 0)
 
     def _attach_uprobe(self, ret: bool, name, sym, sym_re, addr, fn_name, pid, sym_off):
-        from bccless.attach import elfsym, uprobe
+        from bccless.attach import elfsym
 
         name, sym, sym_re, fn_name = _b(name), _b(sym), _b(sym_re), _b(fn_name)
         if addr is not None and sym_off:
@@ -283,13 +283,13 @@ class ProbeMixin:
         except BcclessError as exc:
             raise Exception(str(exc)) from None
         if sym_re:
-            addrs = elfsym.find_symbols(path, _s(sym_re))
-            self._check_probe_quota(len(addrs))
-            for _, off in addrs:
-                self._attach_uprobe(ret, path.encode(), b"", b"", None, fn_name, pid, 0)
+            # Every address once, as BCC's get_user_addresses deduplicates aliases.
+            offsets = sorted({off for _, off in elfsym.find_symbols(path, _s(sym_re))})
+            self._check_probe_quota(len(offsets))
+            for off in offsets:
+                self._attach_uprobe_at(ret, path, off, fn_name, pid)
             return None
         self._check_probe_quota(1)
-        fn = self.load_func(fn_name, self.KPROBE)
         try:
             if addr is not None:
                 offset = elfsym.address_offset(path, addr)
@@ -298,13 +298,20 @@ class ProbeMixin:
         except BcclessError:
             raise Exception("could not determine address of symbol %s in %s" %
                             (_s(sym), path)) from None
+        return self._attach_uprobe_at(ret, path, offset, fn_name, pid)
+
+    def _attach_uprobe_at(self, ret: bool, path: str, offset: int, fn_name: bytes, pid):
+        from bccless.attach import uprobe
+
+        fn = self.load_func(fn_name, self.KPROBE)
         ev_name = self._uprobe_ev_name(b"r" if ret else b"p", path.encode(), offset, pid)
         try:
             link = uprobe.attach_uprobe_offset(fn.fd, path, offset, retprobe=ret,
                                                pid=pid if pid != -1 else None,
                                                prog_name=_s(fn_name))
         except (AttachError, OSError) as exc:
-            raise Exception("Failed to attach BPF to uprobe: %s" % exc) from None
+            raise Exception("Failed to attach BPF to %s: %s" % (
+                "uretprobe" if ret else "uprobe", exc)) from None
         self.uprobe_fds[ev_name] = link
         self._add_probe(1)
         return self

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from bccless.sys import bpf as _bpf
 from bccless.sys.perf import online_cpus, possible_cpus
 
-from . import _hist
+from . import _hist, _textfmt
 
 from bccless.sys.bpf_consts import (  # noqa: E402,F401  (BCC exports these)
     BPF_MAP_TYPE_HASH,
@@ -94,16 +94,16 @@ class TableBase(MutableMapping):
 
     # -- text forms -------------------------------------------------------
     def key_sprintf(self, key) -> bytes:
-        return _sprintf(key)
+        return _textfmt.sprintf(key)
 
     def leaf_sprintf(self, leaf) -> bytes:
-        return _sprintf(leaf)
+        return _textfmt.sprintf(leaf)
 
     def key_scanf(self, key_str) -> Any:
-        return _scanf(self.Key, key_str)
+        return _textfmt.scanf(self.Key, key_str)
 
     def leaf_scanf(self, leaf_str) -> Any:
-        return _scanf(self.Leaf, leaf_str)
+        return _textfmt.scanf(self.Leaf, leaf_str)
 
     # -- element access ---------------------------------------------------
     def _lookup(self, key) -> Optional[bytes]:
@@ -220,9 +220,8 @@ class TableBase(MutableMapping):
             for _ in self.items_lookup_and_delete_batch():
                 pass
             return
-        keys = [bytes(k) for k in ct_keys]
         try:
-            _bpf.map_delete_batch(self.map_fd, keys, self._key_size)
+            _bpf.map_delete_batch(self.map_fd, _elements(ct_keys), self._key_size)
         except OSError as exc:
             raise Exception("BPF_MAP_DELETE_BATCH has failed: %s" % os.strerror(exc.errno)) from None
 
@@ -233,9 +232,8 @@ class TableBase(MutableMapping):
             raise ValueError("ct_keys and ct_values must have the same length, "
                              "between 1 and max_entries")
         try:
-            _bpf.map_update_batch(self.map_fd, [bytes(k) for k in ct_keys],
-                                  [bytes(v) for v in ct_values], self._key_size,
-                                  self._leaf_size)
+            _bpf.map_update_batch(self.map_fd, _elements(ct_keys), _elements(ct_values),
+                                  self._key_size, self._leaf_size)
         except OSError as exc:
             raise Exception("BPF_MAP_UPDATE_BATCH has failed: %s" % os.strerror(exc.errno)) from None
 
@@ -295,47 +293,15 @@ class TableBase(MutableMapping):
             print(_hist.json_hist(vals, val_type))
 
 
-def _sprintf(obj) -> bytes:
-    if isinstance(obj, ct.Structure):
-        parts = [_sprintf(getattr(obj, f[0])) for f in obj._fields_]
-        return b"{" + b" ".join(parts) + b"}"
-    if isinstance(obj, ct.Array):
-        return b"[" + b" ".join(_sprintf(x) for x in obj) + b"]"
-    value = getattr(obj, "value", obj)
-    if isinstance(value, bytes):
-        return b'"' + value + b'"'
-    return b"0x%x" % value if isinstance(value, int) and value >= 0 else str(value).encode()
+def _elements(arr) -> list:
+    """The raw bytes of each element of a ctypes array.
 
-
-def _scanf(cls, text) -> Any:
-    if isinstance(text, str):
-        text = text.encode()
-    tokens = text.replace(b"{", b" ").replace(b"}", b" ").replace(b"[", b" ").replace(
-        b"]", b" ").split()
-    obj = cls()
-    it = iter(tokens)
-
-    def fill(o):
-        if isinstance(o, ct.Structure):
-            for name, ftype, *_ in o._fields_:
-                sub = getattr(o, name)
-                if isinstance(sub, (ct.Structure, ct.Array)):
-                    fill(sub)
-                else:
-                    setattr(o, name, int(next(it), 0))
-        elif isinstance(o, ct.Array):
-            for i in range(len(o)):
-                if isinstance(o[i], (ct.Structure, ct.Array)):
-                    fill(o[i])
-                else:
-                    o[i] = int(next(it), 0)
-        else:
-            o.value = int(next(it), 0)
-    try:
-        fill(obj)
-    except (StopIteration, ValueError):
-        raise Exception("Could not scanf %r" % text) from None
-    return obj
+    Iterating an array of simple ctypes yields Python ints, so the elements
+    are cut from the array's own buffer instead.
+    """
+    raw = bytes(arr)
+    size = ct.sizeof(arr._type_)
+    return [raw[i:i + size] for i in range(0, len(raw), size)]
 
 
 class HashTable(TableBase):
@@ -354,7 +320,9 @@ class ArrayBase(TableBase):
             key = self.Key(key)
         if not isinstance(key, ct._SimpleCData):
             raise IndexError("Array index must be an integer type")
-        if key.value >= len(self):
+        # BCC lets an index below -len through to a failing lookup (KeyError);
+        # both ends of the range raise IndexError here.
+        if not 0 <= key.value < len(self):
             raise IndexError("Array index out of range")
         return key
 
@@ -509,6 +477,17 @@ class LpmTrie(TableBase):
         raise NotImplementedError("len() of an LPM trie is not supported; iterate over it")
 
 
+class _BuildIdOffsetOrIp(ct.Union):
+    _fields_ = [("offset", ct.c_ulonglong), ("ip", ct.c_ulonglong)]
+
+
+class bpf_stack_build_id(ct.Structure):
+    """The kernel's per-frame record of a BPF_F_STACK_BUILD_ID stack map."""
+
+    _anonymous_ = ("u",)
+    _fields_ = [("status", ct.c_int), ("build_id", ct.c_ubyte * 20), ("u", _BuildIdOffsetOrIp)]
+
+
 class StackTrace(TableBase):
     MAX_DEPTH = 127
     BPF_F_STACK_BUILD_ID = 1 << 5
@@ -516,17 +495,27 @@ class StackTrace(TableBase):
     BPF_STACK_BUILD_ID_VALID = 1
     BPF_STACK_BUILD_ID_IP = 2
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.Leaf(), ct.Structure):
+            # Stack maps carry no BTF value type; BCC's leaf is a struct with
+            # ``ip`` (or ``trace`` for build-id maps) sized by the map.
+            if self.flags & self.BPF_F_STACK_BUILD_ID:
+                elem, field, cname = bpf_stack_build_id, "trace", "bpf_stacktrace_buildid"
+            else:
+                elem, field, cname = ct.c_ulonglong, "ip", "bpf_stacktrace"
+            depth = self._leaf_size // ct.sizeof(elem)
+            self.Leaf = type(cname, (ct.Structure,), {"_fields_": [(field, elem * depth)]})
+
     def walk(self, stack_id, resolve: Optional[Callable] = None):
         leaf = self[self.Key(stack_id)]
         if self.flags & self.BPF_F_STACK_BUILD_ID:
-            for n in range(self.MAX_DEPTH):
-                entry = leaf.trace[n]
+            for entry in leaf.trace[:self.MAX_DEPTH]:
                 if entry.status in (self.BPF_STACK_BUILD_ID_IP, self.BPF_STACK_BUILD_ID_EMPTY):
                     return
                 yield resolve(entry) if resolve else entry
             return
-        for n in range(self.MAX_DEPTH):
-            addr = leaf.ip[n]
+        for addr in leaf.ip[:self.MAX_DEPTH]:
             if addr == 0:
                 return
             yield resolve(addr) if resolve else addr
@@ -571,10 +560,10 @@ class QueueStack:
         self.max_entries = info["max_entries"]
 
     def leaf_sprintf(self, leaf) -> bytes:
-        return _sprintf(leaf)
+        return _textfmt.sprintf(leaf)
 
     def leaf_scanf(self, leaf_str):
-        return _scanf(self.Leaf, leaf_str)
+        return _textfmt.scanf(self.Leaf, leaf_str)
 
     def push(self, leaf, flags: int = 0) -> None:
         try:

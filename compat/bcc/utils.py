@@ -79,3 +79,56 @@ def _assert_is_bytes(arg):
         warnings.warn("not a bytes object: %r" % arg, DeprecationWarning, 2)
         return ArgString(arg).__bytes__()
     return arg
+
+
+class StrcmpRewrite:
+    """``STRCMP("literal", expr)`` in trace/argdist filters, made into BPF C.
+
+    Each occurrence becomes a call of a generated ``streq_<probeid>`` helper
+    that reads ``expr`` (a pointer) with a probe read and compares the bytes of
+    the literal (without its NUL) against it, so it is a prefix match, as in
+    BCC's tools.
+    """
+
+    _TEMPLATE = """
+static inline bool %(name)s(char const *ignored, uintptr_t str) {
+        char needle[] = %(literal)s;
+        char haystack[sizeof(needle)];
+        %(read)s(&haystack, sizeof(haystack), (void *)str);
+        for (int i = 0; i < sizeof(needle) - 1; ++i) {
+                if (needle[i] != haystack[i]) {
+                        return false;
+                }
+        }
+        return true;
+}
+        """
+
+    @staticmethod
+    def _generate_streq_function(string, probe_read_func, streq_functions, probeid):
+        fname = "streq_%d" % probeid
+        streq_functions += StrcmpRewrite._TEMPLATE % {
+            "name": fname, "literal": string, "read": probe_read_func}
+        return fname, streq_functions
+
+    @staticmethod
+    def rewrite_expr(expr, bin_cmp, is_user, probe_user_list, streq_functions, probeid):
+        """Rewrite every STRCMP in ``expr``; returns the new expr, helpers and next id.
+
+        ``bin_cmp`` means the literal is given without quotes (argdist's form);
+        user-space pointers (``is_user`` or an argument named in
+        ``probe_user_list``) are read with ``bpf_probe_read_user``."""
+        import re
+        if bin_cmp:
+            pattern = r'STRCMP\("([^"]+)\",(.+?)\)'
+        else:
+            pattern = r'STRCMP\(("[^"]+\"),(.+?)\)'
+        for match in re.finditer(pattern, expr):
+            read = "bpf_probe_read"
+            if is_user or match.group(2).strip() in probe_user_list:
+                read = "bpf_probe_read_user"
+            fname, streq_functions = StrcmpRewrite._generate_streq_function(
+                match.group(1), read, streq_functions, probeid)
+            probeid += 1
+            expr = expr.replace("STRCMP", fname, 1)
+        return {"expr": expr, "streq_functions": streq_functions, "probeid": probeid}

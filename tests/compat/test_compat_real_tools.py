@@ -1,9 +1,7 @@
 """Real, unmodified BCC tools from Debian's bpfcc-tools, run with ``bccless run``."""
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 

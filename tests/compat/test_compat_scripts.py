@@ -6,7 +6,6 @@ and checks the values the kernel programs recorded.
 """
 import ctypes as ct
 import os
-import threading
 import time
 
 import pytest
@@ -14,13 +13,6 @@ import pytest
 from bcc import BPF
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF programs needs root")
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    root = tmp_path_factory.getbasetemp() / "bccless-cache"
-    root.mkdir(mode=0o700, exist_ok=True)
-    monkeypatch.setenv("BCCLESS_CACHE", str(root))
 
 
 COUNT_TEXT = r"""

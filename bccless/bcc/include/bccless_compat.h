@@ -18,6 +18,26 @@
 #define NULL ((void *)0)
 #endif
 
+/* ---- sparse annotations (empty for compilers, as in compiler_types.h) ---- */
+#ifndef __user
+#define __user
+#endif
+#ifndef __kernel
+#define __kernel
+#endif
+#ifndef __force
+#define __force
+#endif
+#ifndef __iomem
+#define __iomem
+#endif
+#ifndef __rcu
+#define __rcu
+#endif
+#ifndef __percpu
+#define __percpu
+#endif
+
 /* ---- kernel header macros BCC tools use (absent from BTF) ---- */
 #undef TASK_COMM_LEN
 #define TASK_COMM_LEN 16
@@ -125,6 +145,12 @@
 #define BCC_SEC(name) __attribute__((section(name), used))
 #define CUR_CPU_IDENTIFIER BPF_F_CURRENT_CPU
 #define MASK(_n) ((_n) < 64 ? (1ull << (_n)) - 1 : ((u64)-1LL))
+
+/* BCC's packet loads for socket filters (LD_ABS/LD_IND: network byte order in,
+ * host order out; the verifier allows them in socket filter programs). */
+unsigned long long load_byte(void *skb, unsigned long long off) asm("llvm.bpf.load.byte");
+unsigned long long load_half(void *skb, unsigned long long off) asm("llvm.bpf.load.half");
+unsigned long long load_word(void *skb, unsigned long long off) asm("llvm.bpf.load.word");
 
 /* BCC's lock_xadd: an atomic add whose result is discarded. */
 #define lock_xadd(ptr, val) ((void)__sync_fetch_and_add(ptr, val))
