@@ -120,7 +120,13 @@ def vmlinux_header(cache: Optional[ObjectCache] = None) -> str:
     digest = hashlib.sha256(blob).hexdigest()[:32]
     path = os.path.join(cache.root, "vmlinux", digest, "vmlinux.h")
     if os.path.isfile(path):
-        return path
+        try:
+            cache._check_dirs(path)
+            cache._check(path, os.stat(path))
+            return path
+        except CacheError as exc:
+            # What root compiles against must be as trusted as the objects it loads.
+            _log().warning("%s; generating it again", exc)
     from .btf.cdump import write_c_header
     from .btf.parse import BTF
     parts: List[str] = []
@@ -159,10 +165,21 @@ def object_key(translated: str, cflags: Sequence[str], clang_ver: str, headers: 
                 clang_ver, headers)
 
 
+def compile_flags(vmlinux_h: str) -> List[str]:
+    """clang's flags for translated text, shared by the compile and the prelude's PCH."""
+    return [*CLANG_FLAGS, f"-D__TARGET_ARCH_{target_arch()}",
+            "-I", os.path.dirname(os.path.abspath(vmlinux_h)), "-I", os.path.dirname(COMPAT_HEADER),
+            "-I", libbpf_include_dir()]
+
+
 def compile_c(source: str, *, cflags: Sequence[str] = (), filename: str = "<text>",
               vmlinux_h: Optional[str] = None, clang: Optional[str] = None,
-              user_text: Optional[str] = None) -> bytes:
-    """Compile translated CO-RE C to a BPF object; diagnostics name the user's lines."""
+              user_text: Optional[str] = None, pch: Optional["ClangPCH"] = None) -> bytes:  # noqa: F821
+    """Compile translated CO-RE C to a BPF object; diagnostics name the user's lines.
+
+    With ``pch`` (a ready :class:`bccless.pch.ClangPCH`) clang reads the prelude
+    from its PCH; if that compile fails the plain one decides, and a PCH that
+    failed where the plain compile succeeded is discarded (rebuilt next time)."""
     import subprocess
     import tempfile
     clang = clang or find_clang()
@@ -173,14 +190,23 @@ def compile_c(source: str, *, cflags: Sequence[str] = (), filename: str = "<text
         with open(src_path, "w", encoding="utf-8") as fh:
             fh.write(source)
         # Keep the temporary directory out of the debug info: same input, same object.
-        cmd = [clang, *CLANG_FLAGS, f"-D__TARGET_ARCH_{target_arch()}",
-               f"-ffile-prefix-map={tmp}=/bccless", "-fdebug-compilation-dir=/bccless",
-               "-I", os.path.dirname(os.path.abspath(vmlinux_h)), "-I", os.path.dirname(COMPAT_HEADER),
-               "-I", libbpf_include_dir()]
+        cmd = [clang, *compile_flags(vmlinux_h), f"-ffile-prefix-map={tmp}=/bccless",
+               "-fdebug-compilation-dir=/bccless"]
         if os.path.isfile(filename):
             cmd += ["-I", os.path.dirname(os.path.abspath(filename))]
         cmd += [*cflags, "-c", src_path, "-o", obj_path]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = None
+        if pch is not None:
+            proc = subprocess.run(cmd[:1] + pch.use_flags() + cmd[1:], capture_output=True,
+                                  text=True, check=False)
+            if proc.returncode != 0:
+                _log().info("compile with the precompiled prelude failed; without it: %s",
+                            proc.stderr.strip())
+        if proc is None or proc.returncode != 0:
+            failed_with_pch = proc is not None
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if failed_with_pch and proc.returncode == 0:
+                pch.discard()
         if proc.returncode != 0:
             raise CompileError(map_diagnostics(proc.stderr, filename, user_text))
         if proc.stderr.strip():
@@ -276,20 +302,33 @@ def _require_compiler(exc: CacheError) -> None:
 def _build_cold(text: str, cflags: Sequence[str], filename: str, cache: ObjectCache, skey: str,
                 reader: Optional[Callable[[str, str], str]], vmlinux_h: Optional[str]) -> Built:
     from .bcc.translate import translate
+    from .pch import ClangPCH, Prelude
     clang = find_clang()
-    vmlinux_h = vmlinux_h or vmlinux_header(cache)
-    tr = translate(text, cflags=cflags, filename=filename, tracepoint_formats=reader,
-                   vmlinux_h=vmlinux_h)
-    okey = object_key(tr.text, cflags, clang_version(clang), _headers_digest(libbpf_include_dir()))
+    vmlinux_h = os.path.realpath(vmlinux_h or vmlinux_header(cache))
+    headers = _headers_digest(libbpf_include_dir())
+    # User cflags may change what the prelude means (-D, -I): those builds go without PCH.
+    prelude = None if cflags else Prelude(cache, vmlinux_h, headers)
+    # clang precompiles the prelude (if needed) while libclang translates.
+    clang_pch = ClangPCH(prelude, clang, clang_version(clang), compile_flags(vmlinux_h)) \
+        if prelude is not None else None
+    try:
+        tr = translate(text, cflags=cflags, filename=filename, tracepoint_formats=reader,
+                       vmlinux_h=vmlinux_h, prelude=prelude)
+    except Exception:
+        if clang_pch is not None:
+            clang_pch.ready()       # finish (and keep) the PCH, leave no process behind
+        raise
+    okey = object_key(tr.text, cflags, clang_version(clang), headers)
     meta = tr.metadata()
     entry = None
     try:
         entry = cache.get(okey)
     except CorruptEntry as exc:
         _log().warning("%s; rebuilding", exc)
+    pch_ready = clang_pch is not None and clang_pch.ready() is not None
     if entry is None:
         obj = compile_c(tr.text, cflags=cflags, filename=filename, vmlinux_h=vmlinux_h,
-                        clang=clang, user_text=text)
+                        clang=clang, user_text=text, pch=clang_pch if pch_ready else None)
         try:
             entry = cache.put(okey, obj, meta)
         except PermissionError as exc:

@@ -79,12 +79,14 @@ class Translation:
 
 def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>",
               tracepoint_formats: Optional[Callable[[str, str], str]] = None,
-              vmlinux_h: Optional[str] = None) -> Translation:
+              vmlinux_h: Optional[str] = None, prelude: Optional["Prelude"] = None) -> Translation:  # noqa: F821
     """Translate BCC C ``text`` into CO-RE C.
 
     ``tracepoint_formats(category, event)`` returns a tracefs format file's text
     (default: read the mounted tracefs).  ``vmlinux_h`` is the header to parse
     against (default: the running kernel's, generated and cached once).
+    ``prelude`` (:class:`bccless.pch.Prelude` of that header) lets libclang read
+    the included headers from a PCH in the cache; the output is the same.
     Raises :class:`CompileError` naming the user's file and line.
     """
     from clang import cindex as ci
@@ -102,28 +104,54 @@ def translate(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>"
     parse_path = os.path.join(parse_dir, "__bccless_main__.c")
     index = ci.Index.create()
     args = _parse_args(driver, vmlinux_h, cflags, filename)
+    # With the PCH, libclang visits only this file's declarations (excludeDecls).
+    pch = _libclang_pch(ci, driver, prelude, filename) if prelude is not None and not cflags else None
     line_directive = f'#line 1 "{_c_string(filename)}"\n'
     warnings: List[str] = []
-    tps: Dict = {}
-    for attempt in (1, 2):
+    tps: Optional[Dict] = None
+    pch_failed: Optional[_LibclangPCH] = None
+    attempt = 1
+    while True:
         utext = text.encode("utf-8").decode("latin-1")
         pre = prepass.scan(index, parse_path, text, utext)
         calls = {call.start: (call, maps_decl.resolve(call.macro, call.args, filename, call.line))
                  for call in pre.map_calls}
-        if attempt == 1:
+        if tps is None:
             tps = tracepoints.build_structs(pre.tracepoints, tracepoint_formats)
         tp_text = "".join(tp.c_definition() for tp in tps.values())
-        parse_prologue = ("\n".join(_OUTPUT_INCLUDES) + "\n" + maps_decl.parse_stub() + tp_text +
-                          line_directive)
+        includes = "" if pch else "\n".join(_OUTPUT_INCLUDES) + "\n"
+        parse_prologue = includes + maps_decl.parse_stub() + tp_text + line_directive
         parse_text = parse_prologue + _blank_includes(utext, pre.includes).encode("latin-1").decode("utf-8")
-        tu = index.parse(parse_path, args=args, unsaved_files=[(parse_path, parse_text)])
+        if pch:
+            try:
+                tu = pch.index.parse(parse_path, args=pch.args,
+                                     unsaved_files=[(parse_path, parse_text)])
+                failed = any(d.severity >= 3 for d in tu.diagnostics)
+            except ci.TranslationUnitLoadError:
+                failed = True
+            if failed:
+                # A damaged PCH, or an error the plain parse reports best: parse without it.
+                log.info("%s: parsing without the precompiled prelude", filename)
+                pch_failed, pch = pch, None
+                continue
+        else:
+            tu = index.parse(parse_path, args=args, unsaved_files=[(parse_path, parse_text)])
+            if pch_failed is not None and not any(d.severity >= 3 for d in tu.diagnostics):
+                pch_failed.discard()    # the same text parses without it: the PCH is bad
+            pch_failed = None
         base = len(parse_prologue.encode("utf-8"))
         clashes = collisions.redefined_structs(tu, parse_path, parse_prologue.count("\n"))
+        if clashes and pch:
+            pch = None      # fix_text needs the kernel's structs among the visited declarations
+            continue
         if not clashes or attempt == 2:
             break
         fixed, notes = collisions.fix_text(tu, parse_path, vmlinux_h, base, utext, pre.tokens, clashes)
         text = fixed.encode("latin-1").decode("utf-8")
         warnings += [f"{filename}: {note}" for note in notes]
+        attempt = 2
+    if pch:
+        vmlinux_h = pch.vmlinux_h   # where the PCH's declarations say they come from
     src = Source(tu, parse_path, utext, base, filename, vmlinux_h)
     _raise_parse_errors(tu, src, parse_prologue.count("\n"))
 
@@ -189,17 +217,75 @@ def _c_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _parse_args(driver, vmlinux_h: str, cflags: Sequence[str], filename: str) -> List[str]:
+def _parse_args(driver, vmlinux_h: str, cflags: Sequence[str], filename: str,
+                language: str = "c") -> List[str]:
     # The compiler's warning switches too: what clang accepts when it builds
     # the object (e.g. -Wno-int-conversion) must not stop the parse first.
     warnings = [f for f in driver.CLANG_FLAGS if f.startswith("-Wno-")]
-    args = ["-x", "c", "-target", "bpf", f"-D__TARGET_ARCH_{driver.target_arch()}",
+    args = ["-x", language, "-target", "bpf", f"-D__TARGET_ARCH_{driver.target_arch()}",
             "-D__BPF_TRACING__", "-nostdinc", *warnings,
             "-I", os.path.dirname(vmlinux_h), "-I", os.path.dirname(COMPAT_HEADER),
             "-I", driver.libbpf_include_dir()]
     if os.path.isfile(filename):
         args += ["-I", os.path.dirname(os.path.abspath(filename))]
     return args + list(cflags)
+
+
+@dataclass
+class _LibclangPCH:
+    """How to parse against libclang's PCH of the prelude."""
+
+    index: object
+    args: List[str]
+    vmlinux_h: str
+    path: str
+
+    def discard(self) -> None:
+        """Remove a PCH that failed where the plain parse succeeded (e.g. stale)."""
+        from ..pch import discard
+        discard(self.path)
+
+
+def _libclang_pch(ci, driver, prelude, filename: str) -> Optional[_LibclangPCH]:
+    """libclang's PCH of ``prelude`` (built and cached on first use), None if unavailable.
+
+    vmlinux.h is given to libclang as an in-memory file at a virtual path, so the
+    PCH holds its text and stays valid wherever the cache is copied."""
+    version_fn = ci.conf.lib["clang_getClangVersion"]
+    version_fn.restype = ci._CXString
+    version = ci._CXString.from_result(version_fn())
+    build_args = _parse_args(driver, prelude.virtual_vmlinux_h, (), "<text>", "c-header")
+    path = prelude.path("libclang", version, build_args)
+    if not prelude.usable(path) and not _precompile(ci, prelude, build_args, path):
+        return None
+    args = _parse_args(driver, prelude.virtual_vmlinux_h, (), filename) + ["-include-pch", path]
+    return _LibclangPCH(ci.Index.create(excludeDecls=True), args, prelude.virtual_vmlinux_h, path)
+
+
+def _precompile(ci, prelude, build_args: List[str], path: str) -> bool:
+    """Parse the prelude once and save it as libclang's PCH at ``path``."""
+    from ..pch import PRELUDE_TEXT
+    tmp = prelude.temporary(path)
+    if tmp is None:
+        return False
+    header = os.path.join(os.path.dirname(tmp), "bccless_prelude.h")
+    try:
+        tu = ci.Index.create().parse(
+            header, args=build_args, options=ci.TranslationUnit.PARSE_INCOMPLETE,
+            unsaved_files=[(header, PRELUDE_TEXT), (prelude.virtual_vmlinux_h, prelude.vmlinux_text)])
+        errors = [d.spelling for d in tu.diagnostics if d.severity >= 3]
+        if not errors:
+            tu.save(tmp)
+            prelude.install(tmp, path)
+            return True
+        log.info("libclang could not precompile the prelude: %s", "; ".join(errors[:3]))
+    except (ci.TranslationUnitLoadError, ci.TranslationUnitSaveError, OSError) as exc:
+        log.info("libclang could not precompile the prelude: %s", exc)
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    return False
 
 
 def _raise_parse_errors(tu, src, prologue_lines: int) -> None:

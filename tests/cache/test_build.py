@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from bccless.cache import ObjectCache
-from bccless.compile import build, find_clang
-from bccless.errors import CacheError, CompileError
+from bccless.compile import build
+from bccless.errors import CacheError
 
 HELLO = """#include <uapi/linux/ptrace.h>
 BPF_HASH(counts, u32);
@@ -22,31 +21,6 @@ int hello(void *ctx)
     return 0;
 }
 """
-
-
-@pytest.fixture
-def env(tmp_path, request):
-    try:
-        find_clang()
-    except CompileError as exc:
-        pytest.skip(str(exc))
-    header = request.getfixturevalue("kernel_header")
-    root = tmp_path / "cache"
-    root.mkdir(mode=0o755)
-    return ObjectCache(str(root)), header
-
-
-@pytest.fixture(scope="session")
-def kernel_header(tmp_path_factory):
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        pytest.skip("no /sys/kernel/btf/vmlinux: the kernel has no BTF")
-    from bccless.btf.cdump import write_c_header
-    from bccless.btf.parse import BTF
-    out = tmp_path_factory.mktemp("vmlinux") / "vmlinux.h"
-    parts = []
-    write_c_header(BTF.from_file("/sys/kernel/btf/vmlinux"), parts.append)
-    out.write_text("".join(parts))
-    return str(out)
 
 
 def test_compile_once_then_cached(env):
