@@ -136,6 +136,24 @@ def vmlinux_header(cache: Optional[ObjectCache] = None) -> str:
     return path
 
 
+def prepare(cache: Optional[ObjectCache] = None) -> Dict[str, Optional[str]]:
+    """Make this kernel's compile prelude ready: vmlinux.h and both PCHs.
+
+    What the first cold build on a kernel would otherwise do (about a second),
+    done ahead, e.g. at install: every later cold build then starts from the
+    PCHs.  Returns the paths; a PCH that could not be built is None (builds
+    still work, only slower)."""
+    from .bcc.translate import precompile_prelude
+    from .pch import ClangPCH, Prelude
+    cache = cache or ObjectCache()
+    clang = find_clang()
+    vmlinux_h = os.path.realpath(vmlinux_header(cache))
+    prelude = Prelude(cache, vmlinux_h, _headers_digest(libbpf_include_dir()))
+    clang_pch = ClangPCH(prelude, clang, clang_version(clang), compile_flags(vmlinux_h))
+    libclang_path = precompile_prelude(prelude)     # while clang builds its own
+    return {"vmlinux.h": vmlinux_h, "clang": clang_pch.ready(), "libclang": libclang_path}
+
+
 def _headers_digest(include_dir: str) -> str:
     h = hashlib.sha256(_file_digest(COMPAT_HEADER).encode())
     for name in _LIBBPF_HEADERS:

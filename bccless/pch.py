@@ -8,15 +8,20 @@ generated vmlinux.h (``<cache>/vmlinux/pch/``).  They must survive the cache
 being copied elsewhere, so neither records the cache's path:
 
 * clang's PCH is *relocatable*: built with ``-isysroot`` at vmlinux.h's
-  directory, so vmlinux.h is found relative to the sysroot given at use, and
-  its content is re-validated (``-fvalidate-ast-input-files-content``).
+  directory, so vmlinux.h is found relative to the sysroot given at use.
+  clang still checks vmlinux.h's size and mtime (a copy must keep them, as
+  ``cp -a`` does); one it rejects is removed and rebuilt.
 * libclang's PCH (libclang from PyPI is another clang version, it cannot read
   clang's) is saved from a parse where vmlinux.h is an in-memory file at a
   virtual path: the PCH then carries vmlinux.h itself.
 
 A PCH is keyed by everything that shapes it (compiler version, vmlinux.h and
-header digests, flags); one that does not load makes its user fall back to
-the plain parse or compile, so it can cost time but never change a result.
+header digests, flags) and verified against a digest recorded next to it on
+every use, like cache entries.  One that does not load makes its user fall
+back to the plain parse or compile, and is removed so the next build makes a
+new one.  A PCH can cost time but never change a program: translations are
+identical and objects hold the same instructions and data (clang may number
+BTF types in another order).
 """
 from __future__ import annotations
 
@@ -88,7 +93,10 @@ class Prelude:
         except CacheError as exc:
             log.warning("%s; not using the precompiled header", exc)
             return False
-        if recorded is None or recorded.decode(errors="replace").strip() != digest:
+        if recorded is None:
+            log.warning("%s: no recorded digest; building it again", path)
+            return False
+        if recorded.decode(errors="replace").strip() != digest:
             log.warning("%s: does not match its recorded digest; building it again", path)
             return False
         return True
@@ -125,7 +133,10 @@ class ClangPCH:
     def __init__(self, prelude: Prelude, clang: str, clang_ver: str, flags: Sequence[str]) -> None:
         self.prelude = prelude
         self.sysroot = os.path.dirname(prelude.vmlinux_h)
-        self.path = prelude.path("clang", clang_ver, list(flags))
+        # The key holds the flags, but not where the cache is (``-I`` vmlinux.h's
+        # directory): a copied cache keeps its PCH, as the PCH is relocatable.
+        self.path = prelude.path("clang", clang_ver,
+                                 ["<vmlinux.h dir>" if f == self.sysroot else f for f in flags])
         self._proc = None
         self._tmp: Optional[str] = None
         self._found = prelude.usable(self.path)
@@ -147,8 +158,7 @@ class ClangPCH:
 
     def use_flags(self) -> List[str]:
         """What a compile adds to use the PCH (``-isysroot`` relocates vmlinux.h)."""
-        return ["-isysroot", self.sysroot, "-include-pch", self.path,
-                "-fvalidate-ast-input-files-content"]
+        return ["-isysroot", self.sysroot, "-include-pch", self.path]
 
     def discard(self) -> None:
         """Remove a PCH that failed where the plain compile succeeded (e.g. stale)."""

@@ -48,4 +48,9 @@ done
 # Byte-compile up front: start-up time is a feature, and an environment with
 # PYTHONDONTWRITEBYTECODE set would otherwise recompile every module per run.
 .venv/bin/python -m compileall -q bccless compat >/dev/null
+# Once per kernel: vmlinux.h and the precompiled prelude, so that the first
+# compile of any BCC program is quick (a no-op when they are ready).
+if [ -r /sys/kernel/btf/vmlinux ]; then
+    .venv/bin/bccless cache prepare >&2 || log "cache prepare failed; first compiles will be slower"
+fi
 log "ready: $here/.venv/bin/bccless"

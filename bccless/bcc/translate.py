@@ -246,6 +246,15 @@ class _LibclangPCH:
         discard(self.path)
 
 
+def precompile_prelude(prelude: "Prelude") -> Optional[str]:  # noqa: F821
+    """Path of libclang's PCH of ``prelude``, built now if the cache lacks it (None: cannot)."""
+    from clang import cindex as ci
+
+    from .. import compile as driver
+    pch = _libclang_pch(ci, driver, prelude, "<text>")
+    return pch.path if pch is not None else None
+
+
 def _libclang_pch(ci, driver, prelude, filename: str) -> Optional[_LibclangPCH]:
     """libclang's PCH of ``prelude`` (built and cached on first use), None if unavailable.
 

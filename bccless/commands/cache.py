@@ -1,7 +1,7 @@
 """``bccless cache``: inspect and manage the compiled-object cache.
 
 ``ls``/``show`` list entries and their metadata, ``prune``/``clear`` remove
-them, ``export``/``import`` move them between machines as a verified bundle
+them, ``prepare`` readies this kernel's compile prelude ahead of the first build, ``export``/``import`` move them between machines as a verified bundle
 (so hosts without a compiler can run BCC tools from prebuilt objects).
 """
 from __future__ import annotations
@@ -39,6 +39,10 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     imp = sub.add_parser("import", help="verify and add the objects of a bundle")
     imp.add_argument("file")
     imp.set_defaults(func=_import)
+    prepare = sub.add_parser(
+        "prepare", help="generate this kernel's vmlinux.h and precompiled headers now, so the "
+                        "first compile of any BCC program is fast (needs clang; run at install)")
+    prepare.set_defaults(func=_prepare)
 
 
 def _cache(args: argparse.Namespace):
@@ -53,6 +57,13 @@ def parse_size(text: str) -> int:
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from ..compile import prepare
+    for what, path in prepare(_cache(args)).items():
+        print(f"{what:<10} {path or 'not available (see the log)'}")
+    return 0
 
 
 def _ls(args: argparse.Namespace) -> int:

@@ -92,6 +92,7 @@ def test_second_cold_build_uses_the_pchs(env, caplog):
         second = _build(OTHER, cache, header)
     assert not second.from_cache
     assert "without" not in caplog.text and "precompiled" not in caplog.text
+    assert "digest" not in caplog.text
     assert {k: os.stat(p).st_mtime_ns for k, p in _pch_files(cache).items()} == before
 
 
@@ -101,13 +102,18 @@ def test_copied_cache_keeps_using_its_pchs(env, tmp_path, caplog):
     _build(TRACEPOINT, cache, header)
     moved_header = tmp_path / "elsewhere" / "vmlinux.h"
     moved_header.parent.mkdir()
-    shutil.copyfile(header, moved_header)        # new path, new mtime, same content
+    shutil.copy2(header, moved_header)        # new path, same content and mtime (cp -a)
     moved = ObjectCache(str(tmp_path / "moved"))
     shutil.copytree(cache.root, moved.root)
+    pchs = _pch_files(moved)
+    stamps = {k: os.stat(p).st_mtime_ns for k, p in pchs.items()}
     with caplog.at_level(logging.INFO):
         result = _build(OTHER, moved, str(moved_header))
     assert not result.from_cache
     assert "without" not in caplog.text and "could not" not in caplog.text
+    assert "precompiled prelude headers into" not in caplog.text    # nothing rebuilt
+    assert _pch_files(moved) == pchs
+    assert {k: os.stat(p).st_mtime_ns for k, p in pchs.items()} == stamps
 
 
 def _damage(path: str, fix_digest: bool) -> None:
@@ -171,3 +177,23 @@ def test_unsafe_pch_is_not_used(env, caplog):
     assert caplog.text.count("writable by group or others") == 2
     for path in _pch_files(cache).values():
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_cache_prepare_readies_the_first_build(tmp_path, caplog):
+    """`bccless cache prepare` does the once-per-kernel work: the first build then builds no PCH."""
+    import subprocess
+    import sys
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("no /sys/kernel/btf/vmlinux: the kernel has no BTF")
+    root = tmp_path / "cache"
+    out = subprocess.run([sys.executable, "-m", "bccless.cli", "cache", "--dir", str(root),
+                          "prepare"], capture_output=True, text=True, check=True).stdout
+    lines = dict(line.split(None, 1) for line in out.splitlines())
+    assert set(lines) == {"vmlinux.h", "clang", "libclang"}
+    assert all(os.path.isfile(path.strip()) for path in lines.values())
+    cache = ObjectCache(str(root))
+    with caplog.at_level(logging.INFO):
+        result = build(TRACEPOINT, filename="t.c", cache=cache, tracepoint_formats=_format)
+    assert not result.from_cache
+    assert "generated" not in caplog.text and "precompiled prelude headers into" not in caplog.text
+    assert "without" not in caplog.text
