@@ -15,9 +15,12 @@ GNU time as a small parent: see run_measured).
   bcc                /usr/bin/python3 SCRIPT: BCC 0.26 compiles with its LLVM
                      against kernel headers on every start
   bccless cold       .venv/bin/python SCRIPT with an empty $BCCLESS_CACHE per run:
-                     vmlinux.h generation + translate + clang + load
-  bccless cold+vmh   as cold, the cache pre-seeded with only vmlinux/ (the
-                     once-per-kernel header already generated)
+                     vmlinux.h generation + PCH builds + translate + clang + load
+  bccless cold+vmh   as cold, the cache pre-seeded with only vmlinux.h (the
+                     once-per-kernel header already generated, no PCH)
+  bccless cold+prep  as cold, the cache pre-seeded with what `bccless cache
+                     prepare` makes once per kernel (vmlinux.h and the PCHs):
+                     a new script on a prepared host
   bccless warm       the cache populated: lookup + CO-RE load, no compiler
 
 Both sides use Debian's /usr/bin/python3 (the venv is built from it).  Needs
@@ -180,12 +183,14 @@ class Variant:
     """One way of starting a script: interpreter and cache state, and its samples."""
 
     def __init__(self, label: str, python: str, cache: Optional[str] = None,
-                 fresh_cache: bool = False, seed_vmlinux: Optional[str] = None) -> None:
+                 fresh_cache: bool = False, seed_vmlinux: Optional[str] = None,
+                 seed_pch: bool = False) -> None:
         self.label = label
         self.python = python
         self.cache = cache
         self.fresh_cache = fresh_cache
         self.seed_vmlinux = seed_vmlinux
+        self.seed_pch = seed_pch
         self.samples: List[Sample] = []
 
     def run(self, script: Optional[str], scratch: str) -> Sample:
@@ -194,7 +199,9 @@ class Variant:
         if self.fresh_cache:
             cache = tempfile.mkdtemp(prefix="cache-", dir=scratch)   # mode 0700, as the cache wants
             if self.seed_vmlinux:
-                shutil.copytree(self.seed_vmlinux, os.path.join(cache, "vmlinux"))
+                # copy2 keeps mtimes, which clang checks before it uses its PCH
+                shutil.copytree(self.seed_vmlinux, os.path.join(cache, "vmlinux"),
+                                ignore=None if self.seed_pch else shutil.ignore_patterns("pch"))
         if cache:
             env["BCCLESS_CACHE"] = cache
         argv = [self.python] + ([script] if script else ["-c", "pass"])
@@ -210,13 +217,15 @@ def measure(script: str, runs: int, scratch: str) -> List[Variant]:
     warm = tempfile.mkdtemp(prefix="warm-", dir=scratch)
     first = run_measured([VENV_PYTHON, script], dict(os.environ, BCCLESS_CACHE=warm))
     vmlinux = os.path.join(warm, "vmlinux")
-    if not os.path.isdir(vmlinux):
-        raise RuntimeError(f"{warm} has no vmlinux/ after a cold run: cache layout changed?")
+    if not os.path.isdir(os.path.join(vmlinux, "pch")):
+        raise RuntimeError(f"{warm} has no vmlinux/pch/ after a cold run: cache layout changed?")
     variants = [
         Variant("bcc 0.26", SYS_PYTHON),
         Variant("bccless cold", VENV_PYTHON, fresh_cache=True),
         Variant("bccless cold, vmlinux.h cached", VENV_PYTHON, fresh_cache=True,
                 seed_vmlinux=vmlinux),
+        Variant("bccless cold, kernel prepared", VENV_PYTHON, fresh_cache=True,
+                seed_vmlinux=vmlinux, seed_pch=True),
         Variant("bccless warm", VENV_PYTHON, cache=warm),
     ]
     for v in variants:   # warm-up round: page cache, BCC's first-run costs
