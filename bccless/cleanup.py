@@ -12,14 +12,15 @@ or the process ends, not until the caller drops the handle.
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import signal
 import sys
 import threading
 from typing import Any, Callable, Dict, Optional, Protocol
 
-log = logging.getLogger(__name__)
+from .lazylog import LazyLogger
+
+log = LazyLogger(__name__)
 
 
 class Closeable(Protocol):

@@ -14,17 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 from .bcc import COMPAT_HEADER, TRANSLATION_VERSION
 from .cache import CorruptEntry, ObjectCache
 from .errors import CacheError, CompileError
+from .lazylog import LazyLogger
+
+if TYPE_CHECKING:
+    from .pch import ClangPCH
 
 
-def _log():
-    """The module logger, imported on first use: the warm path never logs."""
-    import logging
-    return logging.getLogger(__name__)
+log = LazyLogger(__name__)    # the warm path never logs
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 _ARCHES = {"x86_64": "x86", "i686": "x86", "aarch64": "arm64", "armv7l": "arm", "s390x": "s390",
@@ -126,13 +127,13 @@ def vmlinux_header(cache: Optional[ObjectCache] = None) -> str:
             return path
         except CacheError as exc:
             # What root compiles against must be as trusted as the objects it loads.
-            _log().warning("%s; generating it again", exc)
+            log.warning("%s; generating it again", exc)
     from .btf.cdump import write_c_header
     from .btf.parse import BTF
     parts: List[str] = []
     write_c_header(BTF.from_bytes(blob, source=KERNEL_BTF), parts.append)
     cache._write(path, "".join(parts).encode())
-    _log().info("generated %s from %s", path, KERNEL_BTF)
+    log.info("generated %s from %s", path, KERNEL_BTF)
     return path
 
 
@@ -192,7 +193,7 @@ def compile_flags(vmlinux_h: str) -> List[str]:
 
 def compile_c(source: str, *, cflags: Sequence[str] = (), filename: str = "<text>",
               vmlinux_h: Optional[str] = None, clang: Optional[str] = None,
-              user_text: Optional[str] = None, pch: Optional["ClangPCH"] = None) -> bytes:  # noqa: F821
+              user_text: Optional[str] = None, pch: Optional[ClangPCH] = None) -> bytes:
     """Compile translated CO-RE C to a BPF object; diagnostics name the user's lines.
 
     With ``pch`` (a ready :class:`bccless.pch.ClangPCH`) clang reads the prelude
@@ -218,7 +219,7 @@ def compile_c(source: str, *, cflags: Sequence[str] = (), filename: str = "<text
             proc = subprocess.run(cmd[:1] + pch.use_flags() + cmd[1:], capture_output=True,
                                   text=True, check=False)
             if proc.returncode != 0:
-                _log().info("compile with the precompiled prelude failed; without it: %s",
+                log.info("compile with the precompiled prelude failed; without it: %s",
                             proc.stderr.strip())
         if proc is None or proc.returncode != 0:
             failed_with_pch = proc is not None
@@ -228,7 +229,7 @@ def compile_c(source: str, *, cflags: Sequence[str] = (), filename: str = "<text
         if proc.returncode != 0:
             raise CompileError(map_diagnostics(proc.stderr, filename, user_text))
         if proc.stderr.strip():
-            _log().debug("clang: %s", proc.stderr.strip())
+            log.debug("clang: %s", proc.stderr.strip())
         with open(obj_path, "rb") as fh:
             return fh.read()
 
@@ -295,18 +296,18 @@ def build(text: str, *, cflags: Sequence[str] = (), filename: str = "<text>",
     try:
         alias = cache.get_alias(skey)
     except CorruptEntry as exc:
-        _log().warning("%s; rebuilding", exc)
+        log.warning("%s; rebuilding", exc)
     if alias and _formats_match(alias, tracepoint_formats):
         try:
             entry = cache.get(alias["object_key"])
         except CorruptEntry as exc:
             entry = None
             _require_compiler(exc)
-            _log().warning("%s; rebuilding", exc)
+            log.warning("%s; rebuilding", exc)
         if entry is not None:
             return Built(entry.key, entry.object, entry.metadata, True)
     elif alias:
-        _log().info("tracepoint formats changed since %s was built; rebuilding", filename)
+        log.info("tracepoint formats changed since %s was built; rebuilding", filename)
     return _build_cold(text, cflags, filename, cache, skey, tracepoint_formats, vmlinux_h)
 
 
@@ -342,7 +343,7 @@ def _build_cold(text: str, cflags: Sequence[str], filename: str, cache: ObjectCa
     try:
         entry = cache.get(okey)
     except CorruptEntry as exc:
-        _log().warning("%s; rebuilding", exc)
+        log.warning("%s; rebuilding", exc)
     pch_ready = clang_pch is not None and clang_pch.ready() is not None
     if entry is None:
         obj = compile_c(tr.text, cflags=cflags, filename=filename, vmlinux_h=vmlinux_h,
@@ -350,12 +351,12 @@ def _build_cold(text: str, cflags: Sequence[str], filename: str, cache: ObjectCa
         try:
             entry = cache.put(okey, obj, meta)
         except PermissionError as exc:
-            _log().warning("cannot write the object cache (%s); continuing uncached", exc)
+            log.warning("cannot write the object cache (%s); continuing uncached", exc)
             return Built(okey, obj, meta, False)
     try:
         cache.put_alias(skey, okey, {"filename": filename, "tracepoints": [
             {"category": t.category, "event": t.event, "format_sha256": t.format_sha256}
             for t in tr.tracepoints]})
     except PermissionError as exc:
-        _log().warning("cannot write the object cache (%s)", exc)
+        log.warning("cannot write the object cache (%s)", exc)
     return Built(okey, entry.object, entry.metadata, False)

@@ -10,13 +10,13 @@ release it too.
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .. import cleanup
+from ..lazylog import LazyLogger
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 Undo = Callable[[], None]
 

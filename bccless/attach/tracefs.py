@@ -11,15 +11,15 @@ the process, so it is always paired with a clean-up registration.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import re
 from functools import lru_cache
 from typing import Dict, Optional, Tuple
 
 from ..errors import AttachError
+from ..lazylog import LazyLogger
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 PMU_DIR = "/sys/bus/event_source/devices"

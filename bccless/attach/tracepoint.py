@@ -10,15 +10,15 @@ creates the link.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from typing import Optional, Sequence, Tuple
 
 from ..errors import AttachError
+from ..lazylog import LazyLogger
 from .link import Link, close_on_error, release
 from .tracefs import tracepoint_id
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 # Kernels without perf links answer BPF_LINK_CREATE(BPF_PERF_EVENT) with one of these.
 _NO_LINK_ERRNOS = frozenset({errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF,
