@@ -17,7 +17,9 @@ the callback.
 Each measurement is a worker process (this file, ``--worker``) under the
 toolchain's interpreter: /usr/bin/python3 imports Debian's BCC, the venv's
 python imports the bccless drop-in.  events/s = delivered / (last delivery -
-go); lost = failed submissions counted by the BPF program (perf buffers also
+go); the producer's rate = N / the generator's own time for its N syscalls,
+the ceiling no consumer can pass (a stream at that rate is producer-bound);
+lost = failed submissions counted by the BPF program (perf buffers also
 report them to lost_cb; the two agree).  Runs are interleaved across
 backends; the median of ``--runs`` is reported.  Usage:
 
@@ -86,15 +88,21 @@ GENERATOR_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 0;
     char go[8];
+    struct timespec t0, t1;
     if (!fgets(go, sizeof(go), stdin))
         return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < n; i++)
         syscall(SYS_getppid);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* the producer's own time: a consumer can never beat n / this */
+    printf("%.9f\n", (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
     return 0;
 }
 """
@@ -121,7 +129,7 @@ def worker(channel: str, n: int, pages: int, wakeup: int, generator: str) -> Dic
     from bcc import BPF
 
     b = BPF(text=program_text(channel, pages))
-    gen = subprocess.Popen([generator, str(n)], stdin=subprocess.PIPE)
+    gen = subprocess.Popen([generator, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         b["target"][0] = ct.c_uint(gen.pid)
         seen = [0, 0, 0]   # delivered, lost_cb total, last ts
@@ -158,13 +166,15 @@ def worker(channel: str, n: int, pages: int, wakeup: int, generator: str) -> Dic
                 break
         stats = b["stats"]
         submitted, failed = stats[0].value, stats[1].value
+        produced_in = float(gen.stdout.read() or 0)
     finally:
         gen.kill()
         gen.wait()
     elapsed = last - t0
     return {"delivered": seen[0], "lost": failed, "lost_cb": seen[1],
             "submitted": submitted, "seconds": elapsed,
-            "events_per_s": seen[0] / elapsed if elapsed > 0 else 0.0}
+            "events_per_s": seen[0] / elapsed if elapsed > 0 else 0.0,
+            "produced_per_s": n / produced_in if produced_in > 0 else 0.0}
 
 
 def run_worker(backend: str, args: argparse.Namespace, n: int, scratch: str,
@@ -216,8 +226,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 results[backend].append(run_worker(backend, args, args.n, scratch, generator))
     print(f"events/s into a Python callback, N={args.n} getppid() calls, pages={args.pages}, "
           f"perf wakeup_events={args.wakeup_events}, median of {args.runs}\n")
-    print("| backend | events/s | delivered | lost (min - max) | bccless / bcc |")
-    print("|---|---:|---:|---:|---:|")
+    print("| backend | events/s | producer's rate | delivered | lost (min - max) | bccless / bcc |")
+    print("|---|---:|---:|---:|---:|---:|")
     rates = {b: statistics.median(r["events_per_s"] for r in rs) for b, rs in results.items()}
     for backend, rs in results.items():
         lost = [r["lost"] for r in rs]
@@ -225,7 +235,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         ratio = (f"{rates[backend] / rates[peer]:.2f}x"
                  if backend.startswith("bccless-") and peer in rates else "")
         delivered = statistics.median(r["delivered"] for r in rs)
-        print(f"| {backend} | {rates[backend] / 1e3:.0f} k | {delivered:.0f} | "
+        produced = statistics.median(r["produced_per_s"] for r in rs)
+        print(f"| {backend} | {rates[backend] / 1e3:.0f} k | {produced / 1e3:.0f} k | {delivered:.0f} | "
               f"{min(lost)} - {max(lost)} | {ratio} |")
     return 0
 

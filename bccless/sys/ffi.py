@@ -48,3 +48,20 @@ def syscall(nr: int, *args: int) -> int:
         err = ffi.errno
         raise OSError(err, os.strerror(err))
     return ret
+
+
+def pin_buffer(buf) -> tuple[object, int]:
+    """Export ``buf`` (e.g. a ring's mmap, read-only or not); ``(handle, address)``.
+
+    Ring consumers hand callbacks C pointers into the ring, as libbpf does,
+    instead of copying every record out.  The handle keeps the buffer
+    exported, so an mmap cannot be unmapped under a pointer, until
+    :func:`unpin_buffer` releases it.
+    """
+    handle = ffi.from_buffer(buf)
+    return handle, int(_cast("uintptr_t", handle))
+
+
+def unpin_buffer(handle: object) -> None:
+    """Release a :func:`pin_buffer` handle, so its buffer (mmap) may be closed."""
+    ffi.release(handle)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import atexit
 import ctypes as ct
 import errno
+import functools
 import os
 import re
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from bccless.errors import BcclessError, VerifierError
 
@@ -55,6 +56,23 @@ def __getattr__(name: str):
         from . import usdt
         return getattr(usdt, name)
     raise AttributeError(f"module 'bcc' has no attribute {name!r}")
+
+
+def _exits_on_epipe(poll: Callable[..., Any]) -> Callable[..., Any]:
+    """BCC's callback wrappers turn EPIPE (stdout piped into a closed ``head``) into exit().
+
+    Event callbacks run unwrapped here, so the rule is applied once around
+    each poll call instead of once per event.
+    """
+    @functools.wraps(poll)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return poll(*args, **kwargs)
+        except IOError as exc:
+            if exc.errno == errno.EPIPE:
+                sys.exit()
+            raise
+    return run
 
 
 class BPF(ProbeMixin, SymbolsMixin, DiscoveryMixin):
@@ -285,9 +303,17 @@ class BPF(ProbeMixin, SymbolsMixin, DiscoveryMixin):
         return type_by_spelling(self._btf, event["type"])
 
     def __getitem__(self, key):
-        if key not in self.tables:
-            self.tables[key] = self.get_table(key)
-        return self.tables[key]
+        """The table named ``key``, opened on first use.
+
+        Callbacks look their table up per event (``b["events"].event(data)``),
+        so an open table costs one dict subscript.
+        """
+        try:
+            return self.tables[key]
+        except KeyError:
+            pass
+        table = self.tables[key] = self.get_table(key)
+        return table
 
     def __setitem__(self, key, leaf) -> None:
         self.tables[key] = leaf
@@ -308,42 +334,56 @@ class BPF(ProbeMixin, SymbolsMixin, DiscoveryMixin):
             self._ringbuf_manager = _Manager()
         return self._ringbuf_manager
 
+    def _perf_poller_stale(self) -> None:
+        """A perf buffer was opened or closed: rebuild the shared poller on the next poll."""
+        self._poller = None
+
+    def _perf_poller(self) -> Tuple[Dict[int, Callable[[], int]], Any]:
+        """(fd -> drain of its ring, poll object over those fds) for every open perf buffer.
+
+        poll(2), as BCC uses, rather than epoll: poll is on a ring's wait
+        queue only while we sleep in it, whereas an epoll entry stays there
+        and costs the BPF program's CPU a callback on every wakeup, which is
+        every event with BCC's default wakeup_events=1.
+        """
+        import select
+        drains: Dict[int, Callable[[], int]] = {}
+        for reader in self._perf_readers.values():
+            drains.update(reader.drainers())
+        poller = select.poll()
+        for fd in drains:
+            poller.register(fd, select.POLLIN)
+        return drains, poller
+
+    @_exits_on_epipe
     def perf_buffer_poll(self, timeout=-1) -> None:
         """Wait for any opened perf buffer, then run the callbacks of ready rings."""
-        import select
-        readers = list(self._perf_readers.values())
-        if not readers:
+        if not self._perf_readers:
             return
-        owners = {fd: r for r in readers for fd in r.ring_fds()}
-        if self._poller is None or self._poller[0] != owners:
-            if self._poller is not None:
-                self._poller[1].close()
-            ep = select.epoll()
-            for fd in owners:
-                ep.register(fd, select.EPOLLIN)
-            self._poller = (owners, ep)
-            # A wakeup that came before this epoll existed may not be reported
-            # again: deliver what is already there, then wait.
-            if sum(r.consume() for r in readers):
-                return
+        if self._poller is None:
+            self._poller = self._perf_poller()
+        drains, poller = self._poller
         try:
-            ready = self._poller[1].poll(timeout / 1000.0 if timeout >= 0 else -1)
+            ready = poller.poll(timeout)
         except InterruptedError:
             return
         for fd, _ in ready:
-            owners[fd].drain_fd(fd)
+            drains[fd]()
 
     kprobe_poll = perf_buffer_poll
 
+    @_exits_on_epipe
     def perf_buffer_consume(self) -> None:
         for r in list(self._perf_readers.values()):
             r.consume()
 
+    @_exits_on_epipe
     def ring_buffer_poll(self, timeout=-1) -> None:
         if self._ringbuf_manager is None:
             raise Exception("No ring buffers to poll")
         self._ringbuf_manager.poll(timeout)
 
+    @_exits_on_epipe
     def ring_buffer_consume(self) -> None:
         if self._ringbuf_manager is None:
             raise Exception("No ring buffers to poll")
@@ -463,9 +503,7 @@ class BPF(ProbeMixin, SymbolsMixin, DiscoveryMixin):
         for reader in list(self._perf_readers.values()):
             reader.close()
         self._perf_readers.clear()
-        if self._poller is not None:
-            self._poller[1].close()
-            self._poller = None
+        self._perf_poller_stale()
         if self.tracefile is not None:
             self.tracefile.close()
             self.tracefile = None

@@ -1,15 +1,17 @@
 """BCC's event tables: ``PerfEventArray`` and ``RingBuf``.
 
 Callbacks get BCC's ``(cpu, data, size)`` / ``(ctx, data, size)`` where
-``data`` is an address valid until the next event, as with BCC (where it
-points into the ring).  Records are staged in one reusable buffer, so the
-per-event cost is a slice copy, not an allocation.
+``data`` is the record's address in the ring, valid during the callback, as
+with BCC: the bccless consumers run in zero-copy mode and call the user's
+callback directly, with no wrapper frame per event.  BCC's wrappers also turn
+EPIPE from a callback into ``exit()``; that is done once per poll in
+:mod:`bcc` (``BPF.perf_buffer_poll`` and friends) instead.
 """
 from __future__ import annotations
 
-import ctypes as ct
-import errno
 import os
+import sys
+from functools import partial
 
 from bccless.sys import bpf as _bpf
 from bccless.sys.perf import online_cpus
@@ -17,41 +19,27 @@ from bccless.sys.perf import online_cpus
 from .table import ArrayBase, TableBase
 
 
-class _Stage:
-    """A reusable C buffer holding the current record; grows when a record is larger."""
-
-    __slots__ = ("buf", "addr", "cap")
-
-    def __init__(self, cap: int = 4096) -> None:
-        self._grow(cap)
-
-    def _grow(self, cap: int) -> None:
-        self.buf = bytearray(cap)
-        self.addr = ct.addressof(ct.c_char.from_buffer(self.buf))
-        self.cap = cap
-
-    def put(self, data: bytes) -> int:
-        n = len(data)
-        if n > self.cap:
-            self._grow(max(n, 2 * self.cap))
-        self.buf[:n] = data
-        return self.addr
-
-
 class _EventMixin:
-    """``event(data)``: cast a callback's data pointer to the record's class."""
+    """``event(data)``: the record at a callback's data address, as the table's ctypes class."""
 
     _event_class = None
     _event_type_id = 0
 
     def event(self, data):
+        """Build the event class once, then serve later calls with no Python frame.
+
+        The class's bound ``from_address`` is stored on the instance, where it
+        shadows this method: the per-event call is then a C call (BCC's
+        ``ct.cast(...).contents`` costs several times more).
+        """
         if self._event_class is None:
             if not self._event_type_id:
                 raise Exception("no event type known for table %s; define the data with "
                                 "ctypes manually" % self._name)
             from ._ctypes import event_class
             self._event_class = event_class(self.bpf._btf, self._event_type_id)
-        return self._event_class.from_address(data)
+        self.event = self._event_class.from_address
+        return self.event(data)
 
 
 class PerfEventArray(_EventMixin, ArrayBase):
@@ -79,35 +67,27 @@ class PerfEventArray(_EventMixin, ArrayBase):
         if page_cnt & (page_cnt - 1) != 0:
             raise Exception("Perf buffer page_cnt must be a power of two")
 
-        stage = _Stage()
-
-        def raw_cb(cpu: int, data: bytes) -> None:
-            try:
-                callback(cpu, stage.put(data), len(data))
-            except IOError as exc:
-                if exc.errno == errno.EPIPE:
-                    exit()
-                raise
-
         def lost(count: int) -> None:
             if lost_cb:
                 lost_cb(count)
             else:
-                import sys
                 print("Possibly lost %d samples" % count, file=sys.stderr)
 
         try:
-            self._reader = PerfBuffer(self.map_fd, raw_cb, lost_callback=lost, page_cnt=page_cnt,
-                                      wakeup_events=wakeup_events,
-                                      cpus=online_cpus(), map_name=str(self._name))
+            self._reader = PerfBuffer(self.map_fd, callback, lost_callback=lost, page_cnt=page_cnt,
+                                      wakeup_events=wakeup_events, cpus=online_cpus(),
+                                      map_name=str(self._name), zero_copy=True,
+                                      multiplexed=True)
         except BcclessError as exc:
             raise Exception("Could not open perf buffer: %s" % exc) from None
         self.bpf._perf_readers[id(self)] = self._reader
+        self.bpf._perf_poller_stale()
 
     def close_perf_buffer(self) -> None:
         reader, self._reader = getattr(self, "_reader", None), None
         if reader is not None:
             self.bpf._perf_readers.pop(id(self), None)
+            self.bpf._perf_poller_stale()
             reader.close()
 
     def open_perf_event(self, typ, config, pid=-1) -> None:
@@ -128,18 +108,10 @@ class RingBuf(_EventMixin, TableBase):
         return 0
 
     def open_ring_buffer(self, callback, ctx=None) -> None:
-        stage = _Stage()
+        """Consume this map in the BPF object's ring buffer manager.
 
-        def raw_cb(data: bytes):
-            try:
-                ret = callback(ctx, stage.put(data), len(data))
-            except IOError as exc:
-                if exc.errno == errno.EPIPE:
-                    exit()
-                raise
-            try:
-                return int(ret or 0)
-            except (TypeError, ValueError):
-                return 0
-
-        self.bpf._ring_buffer().add(self.map_fd, raw_cb, map_name=str(self._name))
+        ``partial`` supplies BCC's leading ``ctx`` argument without a Python
+        frame; the manager applies BCC's int(return value) rule.
+        """
+        self.bpf._ring_buffer().add(self.map_fd, partial(callback, ctx),
+                                    map_name=str(self._name), zero_copy=True)

@@ -1,6 +1,7 @@
 """Perf buffer and ring buffer consumers against a tracepoint program on getppid()."""
 from __future__ import annotations
 
+import ctypes
 import os
 import struct
 
@@ -90,6 +91,62 @@ def test_perf_buffer_lost_events(kernel, one_cpu):
     assert seqs == sorted(seqs) and seqs[-1] == 501
 
 
+def _seq_at(address, size):
+    """(seq, tgid, size) of a zero-copy record, read through its C address."""
+    return struct.unpack("<QQ", ctypes.string_at(address, 16)) + (size,)
+
+
+def test_perf_buffer_zero_copy_wraps_around(kernel, one_cpu):
+    pmap = _perf_array(kernel)
+    got = []
+    # as in test_perf_buffer_wraps_around: 48-byte records straddle the end of one page,
+    # so some are delivered from a staging copy and the rest from the ring itself
+    pb = PerfBuffer(pmap, lambda cpu, addr, size: got.append((cpu,) + _seq_at(addr, size)),
+                    page_cnt=1, zero_copy=True)
+    with _emitter(kernel, False, pmap, pad=20):
+        for _ in range(20):
+            _fire(40)
+            pb.consume()
+    pb.close()
+    assert got == [(one_cpu, i, os.getpid(), 36) for i in range(1, 801)]
+
+
+def test_perf_buffer_zero_copy_lost_events(kernel, one_cpu):
+    pmap = _perf_array(kernel)
+    seqs, lost = [], []
+    pb = PerfBuffer(pmap, lambda cpu, addr, size: seqs.append(_seq_at(addr, size)[0]),
+                    lost_callback=lost.append, page_cnt=1, zero_copy=True)
+    with _emitter(kernel, False, pmap, pad=200):
+        _fire(500)
+        pb.consume()
+        _fire(1)
+        pb.consume()
+    pb.close()
+    assert lost and sum(lost) + len(seqs) == 501
+    assert seqs == sorted(seqs) and seqs[-1] == 501
+
+
+def test_perf_buffer_callback_error_leaves_sample_unconsumed(kernel, one_cpu):
+    pmap = _perf_array(kernel)
+    seqs = []
+
+    def cb(cpu, addr, size):
+        seq = _seq_at(addr, size)[0]
+        if seq == 3 and 3 not in seqs:
+            seqs.append(3)
+            raise RuntimeError("callback failed")
+        seqs.append(seq)
+
+    pb = PerfBuffer(pmap, cb, page_cnt=8, zero_copy=True)
+    with _emitter(kernel, False, pmap):
+        _fire(5)
+        with pytest.raises(RuntimeError):
+            pb.consume()
+        assert pb.consume() == 3        # the failed sample comes again, then the rest
+    pb.close()
+    assert seqs == [1, 2, 3, 3, 4, 5]
+
+
 def test_perf_buffer_page_cnt_must_be_power_of_two(kernel):
     with pytest.raises(MapError, match="power of two"):
         PerfBuffer(_perf_array(kernel), lambda c, d: None, page_cnt=3)
@@ -139,6 +196,38 @@ def test_ring_buffer_wraps_and_stops(kernel):
             rb.consume()
     rb.close()
     assert seqs == list(range(1, 1511))
+
+
+def test_ring_buffer_zero_copy_wraps_and_stops(kernel):
+    rmap = _ringbuf(kernel, 4096)
+    got = []
+
+    def cb(addr, size):
+        got.append(_seq_at(addr, size))
+        return 1 if len(got) == 5 else None
+
+    rb = RingBuf(rmap, cb, zero_copy=True)
+    with _emitter(kernel, True, rmap, pad=36):   # 56-byte records wrap the 4 KiB ring
+        _fire(10)
+        assert rb.consume() == 5
+        assert rb.consume() == 5
+        for _ in range(30):
+            _fire(50)
+            rb.consume()
+    rb.close()
+    assert got == [(i, os.getpid(), 52) for i in range(1, 1511)]
+
+
+def test_ring_buffer_return_value_is_an_int(kernel):
+    """BCC's rule: int(ret) != 0 stops the pass; a value int() rejects counts as 0."""
+    rmap = _ringbuf(kernel, 4096)
+    rets = iter(["not a number", 0.5, "0", True, None])
+    rb = RingBuf(rmap, lambda data: next(rets))
+    with _emitter(kernel, True, rmap):
+        _fire(5)
+        assert rb.consume() == 4        # True, the 4th return value, stopped the pass
+        assert rb.consume() == 1
+    rb.close()
 
 
 def test_ring_buffer_full_drops_and_recovers(kernel):
