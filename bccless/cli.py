@@ -8,12 +8,19 @@ module of the command being run is imported (all of them for ``--help`` or
 an unknown command).  A command that sets ``lazy_logging=True`` as a parser
 default is run without importing :mod:`logging` unless ``-v`` is given:
 what it logs at WARNING then reaches stderr without the ``bccless:`` prefix.
+A command module may also offer ``quick_parse(argv)``, which recognises its
+most common plain command lines without argparse (whose import and parser
+construction cost more than such a command's own work) and returns None for
+anything else.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 from .errors import BcclessError
 
@@ -32,8 +39,18 @@ def _command_of(argv: list[str]) -> str | None:
     return None
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+def _quick_args(argv: list[str]):
+    """The named command's ``quick_parse(argv)``, if it has one; else None."""
+    command = _command_of(argv)
+    if command is None:
+        return None
+    quick = getattr(importlib.import_module(f"bccless.commands.{command}"), "quick_parse", None)
+    return quick(argv) if quick is not None else None
+
+
+def build_parser(argv: list[str] | None = None) -> "argparse.ArgumentParser":
     """The parser; with ``argv``, only the subcommand it names is registered."""
+    import argparse
     parser = argparse.ArgumentParser(
         prog="bccless",
         description="Compile BCC tools once to CO-RE objects, cache them, and load them "
@@ -55,13 +72,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    parser = build_parser(words)
-    args = parser.parse_args(words)
+    parser = None
+    args = _quick_args(words)
+    if args is None:
+        parser = build_parser(words)
+        args = parser.parse_args(words)
     if args.verbose or not getattr(args, "lazy_logging", False):
         import logging
         level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
         logging.basicConfig(level=level, format="bccless: %(levelname)s: %(message)s")
     if not getattr(args, "func", None):
+        assert parser is not None   # quick_parse always names a handler
         parser.print_help(sys.stderr)
         return 2
     try:

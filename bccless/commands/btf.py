@@ -7,11 +7,12 @@ while writing CO-RE code.  Both read the running kernel's BTF unless
 """
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+if TYPE_CHECKING:   # typing and argparse cost milliseconds to import; annotations are strings
+    import argparse
     from typing import Optional
 
     from ..btf.parse import BTF
@@ -41,7 +42,40 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     show.set_defaults(func=_type, lazy_logging=True)
 
 
-def _add_file(parser: argparse.ArgumentParser) -> None:
+def quick_parse(words: "list[str]") -> "Optional[SimpleNamespace]":
+    """The arguments of a plain ``btf type NAME... [--file PATH] [--no-offsets]``, or None.
+
+    ``btf type`` is the command people run over and over while writing CO-RE
+    code, and building argparse's parsers costs about as much as the command's
+    own work.  This accepts only the unambiguous spellings above (no
+    ``--file=PATH``, abbreviations, ``--`` or help) and returns the values
+    argparse would; anything else returns None and goes through argparse.
+    tests/btf_c/test_cli_startup.py checks the two agree.
+    """
+    if words[:2] != ["btf", "type"]:
+        return None
+    names: "list[str]" = []
+    path = None
+    no_offsets = False
+    rest = iter(words[2:])
+    for word in rest:
+        if word == "--no-offsets":
+            no_offsets = True
+        elif word == "--file":
+            path = next(rest, None)
+            if path is None or path.startswith("-"):
+                return None
+        elif word.startswith("-"):
+            return None
+        else:
+            names.append(word)
+    if not names:
+        return None
+    return SimpleNamespace(verbose=0, command="btf", btf_command="type", name=names,
+                           file=path, no_offsets=no_offsets, func=_type, lazy_logging=True)
+
+
+def _add_file(parser: "argparse.ArgumentParser") -> None:
     parser.add_argument("--file", metavar="PATH",
                         help="BTF to read: raw blob (.xz ok) or ELF with a .BTF section "
                              "(default: /sys/kernel/btf/vmlinux)")
@@ -61,7 +95,7 @@ def _load(path: Optional[str]) -> "BTF":
     return BTF.from_elf(path) if magic == b"\x7fELF" else BTF.from_file(path)
 
 
-def _dump(args: argparse.Namespace) -> int:
+def _dump(args: "argparse.Namespace") -> int:
     btf = _load(args.file)
     out = open(args.output, "w") if args.output else sys.stdout
     try:
@@ -77,7 +111,7 @@ def _dump(args: argparse.Namespace) -> int:
     return 0
 
 
-def _type(args: argparse.Namespace) -> int:
+def _type(args: "argparse.Namespace") -> int:
     from ..btf.cdump import type_c_text
 
     btf = _load(args.file)
