@@ -99,6 +99,16 @@ def decode_entry(data: bytes, where: str, key: Optional[str] = None) -> Entry:
     return Entry(header["key"], obj, header.get("metadata") or {}, header.get("created", 0.0), where)
 
 
+def content_key(*parts: object) -> str:
+    """A cache key: the sha256 of ``parts`` as JSON, each part delimited (no ambiguity
+    between ``("ab", "c")`` and ``("a", "bc")``)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def _valid_key(key: str) -> bool:
     return len(key) == 64 and set(key) <= _KEY_CHARS
 

@@ -12,12 +12,11 @@ alias records each format file's digest and a warm start re-checks them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 from .bcc import COMPAT_HEADER, TRANSLATION_VERSION
-from .cache import CorruptEntry, ObjectCache
+from .cache import CorruptEntry, ObjectCache, content_key
 from .errors import CacheError, CompileError
 from .lazylog import LazyLogger
 
@@ -164,23 +163,15 @@ def _headers_digest(include_dir: str) -> str:
     return h.hexdigest()
 
 
-def _key(*parts: object) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(json.dumps(part, sort_keys=True).encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
 def source_key(text: str, cflags: Sequence[str], filename: str) -> str:
     """Key of a BCC source as given (warm-path lookup, no translation needed)."""
-    return _key("bccless-source", TRANSLATION_VERSION, target_arch(), _file_digest(COMPAT_HEADER),
+    return content_key("bccless-source", TRANSLATION_VERSION, target_arch(), _file_digest(COMPAT_HEADER),
                 text, list(cflags), filename)
 
 
 def object_key(translated: str, cflags: Sequence[str], clang_ver: str, headers: str) -> str:
     """Key of a compiled object: what clang saw and which clang it was."""
-    return _key("bccless-object", TRANSLATION_VERSION, target_arch(), translated, list(cflags),
+    return content_key("bccless-object", TRANSLATION_VERSION, target_arch(), translated, list(cflags),
                 clang_ver, headers)
 
 

@@ -26,14 +26,13 @@ BTF types in another order).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import stat
 from typing import List, Optional, Sequence
 
 from .bcc.translate import _OUTPUT_INCLUDES
-from .cache import ObjectCache
+from .cache import ObjectCache, content_key
 from .errors import CacheError
 
 log = logging.getLogger(__name__)
@@ -42,14 +41,6 @@ log = logging.getLogger(__name__)
 PCH_VERSION = 1
 # Exactly the includes that open every translated program.
 PRELUDE_TEXT = "\n".join(_OUTPUT_INCLUDES) + "\n"
-
-
-def _key(*parts: object) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(json.dumps(part, sort_keys=True).encode())
-        h.update(b"\0")
-    return h.hexdigest()
 
 
 class Prelude:
@@ -68,7 +59,7 @@ class Prelude:
 
     def path(self, tool: str, *parts: object) -> str:
         """The cache path of the PCH ``tool`` builds from the prelude with ``parts``."""
-        key = _key("bccless-pch", PCH_VERSION, tool, self.vmlinux_digest, self.headers_digest,
+        key = content_key("bccless-pch", PCH_VERSION, tool, self.vmlinux_digest, self.headers_digest,
                    *parts)
         return os.path.join(self.directory, f"{tool}-{key}.pch")
 

@@ -126,17 +126,23 @@ def _damage(path: str, fix_digest: bool) -> None:
             fh.write(digest + "\n")
 
 
-def test_damaged_pchs_are_caught_by_their_digest(env, caplog):
+def _build_after_damage(env, caplog, fix_digest: bool) -> None:
+    """Build, damage both PCHs, build another program: it must equal a plain build."""
     cache, header = env
     _build(TRACEPOINT, cache, header)
     for path in _pch_files(cache).values():
-        _damage(path, fix_digest=False)
+        _damage(path, fix_digest)
     with caplog.at_level(logging.INFO):
         second = _build(OTHER, cache, header)
-    assert caplog.text.count("does not match its recorded digest") == 2
-    assert "could not use" not in caplog.text       # rebuilt before use, never read
     assert _code_sections(second.object) == _code_sections(
         compile_c(_translated(OTHER, header), filename="t.c", vmlinux_h=header))
+
+
+def test_damaged_pchs_are_caught_by_their_digest(env, caplog):
+    cache, header = env
+    _build_after_damage(env, caplog, fix_digest=False)
+    assert caplog.text.count("does not match its recorded digest") == 2
+    assert "could not use" not in caplog.text       # rebuilt before use, never read
     caplog.clear()
     with caplog.at_level(logging.INFO):
         _build(OTHER.replace("seen2", "seen3"), cache, header)
@@ -146,13 +152,7 @@ def test_damaged_pchs_are_caught_by_their_digest(env, caplog):
 def test_pch_that_does_not_load_is_removed(env, caplog):
     """A PCH with a valid digest that the compiler rejects (e.g. stale): plain build, removed."""
     cache, header = env
-    _build(TRACEPOINT, cache, header)
-    for path in _pch_files(cache).values():
-        _damage(path, fix_digest=True)
-    with caplog.at_level(logging.INFO):
-        second = _build(OTHER, cache, header)
-    assert _code_sections(second.object) == _code_sections(
-        compile_c(_translated(OTHER, header), filename="t.c", vmlinux_h=header))
+    _build_after_damage(env, caplog, fix_digest=True)
     assert caplog.text.count("could not use this precompiled header; removed") == 2
     assert not _pch_files(cache)
     caplog.clear()
