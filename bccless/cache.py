@@ -294,7 +294,8 @@ class ObjectCache:
               max_bytes: Optional[int] = None) -> List[str]:
         """Remove corrupt entries, entries unused for ``max_age_days``, then the least
         recently used until the cache holds at most ``max_bytes``; drop dangling aliases
-        and leftovers of interrupted writes.  Returns the removed keys."""
+        and leftovers of interrupted writes.  With ``max_age_days``, generated headers and
+        precompiled headers unused that long go too.  Returns the removed object keys."""
         now = time.time()
         removed: List[str] = []
         live = []
@@ -329,8 +330,33 @@ class ObjectCache:
                 dangling = True
             if dangling:
                 os.unlink(path)
+        if max_age_days is not None:
+            self._prune_preludes(now - max_age_days * 86400)
         self._remove_temporaries(now)
         return removed
+
+    def _prune_preludes(self, cutoff: float) -> None:
+        """Remove generated vmlinux.h directories and precompiled headers unused since
+        ``cutoff``: those of kernels no longer booted would otherwise stay forever
+        (~35 MB per kernel).  Use is recorded by :meth:`_touch` (a header's
+        directory, since clang checks the header's own mtime before using a PCH)."""
+        import shutil
+        base = os.path.join(self.root, "vmlinux")
+        if not os.path.isdir(base):
+            return
+        self._check_dirs(os.path.join(base, "x"))
+        for name in os.listdir(base):
+            path = os.path.join(base, name)
+            if name == "pch":
+                for pch in os.listdir(path):
+                    if pch.endswith(".pch") and os.stat(os.path.join(path, pch)).st_mtime < cutoff:
+                        for victim in (pch, pch + ".sha256"):
+                            try:
+                                os.unlink(os.path.join(path, victim))
+                            except FileNotFoundError:
+                                pass
+            elif os.path.isdir(path) and os.stat(path).st_mtime < cutoff:
+                shutil.rmtree(path)
 
     def _verify_file(self, path: str, key: str) -> None:
         data = self._read(path)

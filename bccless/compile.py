@@ -123,6 +123,7 @@ def vmlinux_header(cache: Optional[ObjectCache] = None) -> str:
         try:
             cache._check_dirs(path)
             cache._check(path, os.stat(path))
+            cache._touch(os.path.dirname(path))     # for prune; not the header: clang checks its mtime
             return path
         except CacheError as exc:
             # What root compiles against must be as trusted as the objects it loads.

@@ -90,6 +90,7 @@ class Prelude:
         if recorded.decode(errors="replace").strip() != digest:
             log.warning("%s: does not match its recorded digest; building it again", path)
             return False
+        self.cache._touch(path)     # for prune
         return True
 
     def temporary(self, path: str) -> Optional[str]:

@@ -26,7 +26,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     show.add_argument("key")
     show.set_defaults(func=_show)
     prune = sub.add_parser("prune", help="remove corrupt, old or least recently used objects")
-    prune.add_argument("--days", type=float, metavar="N", help="remove objects unused for N days")
+    prune.add_argument("--days", type=float, metavar="N",
+                       help="remove objects, generated vmlinux.h and precompiled headers unused "
+                            "for N days")
     prune.add_argument("--max-size", metavar="SIZE",
                        help="then remove least recently used until at most SIZE (e.g. 200M)")
     prune.set_defaults(func=_prune)

@@ -141,6 +141,46 @@ def test_prune_and_clear(cache):
     assert cache.clear() == 1 and cache.keys() == []
 
 
+def test_prune_days_removes_unused_headers_and_pchs(cache):
+    """Headers and PCHs of kernels not used for N days go; used ones (recently touched) stay."""
+    old = 1_000_000_000
+    layout = {}
+    for kernel in ("old-kernel", "current-kernel"):
+        d = os.path.join(cache.root, "vmlinux", kernel)
+        os.makedirs(d)
+        cache._write(os.path.join(d, "vmlinux.h"), b"struct x { int a; };\n")
+        layout[kernel] = d
+    pch_dir = os.path.join(cache.root, "vmlinux", "pch")
+    for name in ("clang-old.pch", "clang-new.pch"):
+        cache._write(os.path.join(pch_dir, name), b"CPCH")
+        cache._write(os.path.join(pch_dir, name + ".sha256"), b"x\n")
+    os.utime(layout["old-kernel"], (old, old))
+    os.utime(os.path.join(pch_dir, "clang-old.pch"), (old, old))
+    assert cache.prune(max_age_days=None) == []
+    assert os.path.isdir(layout["old-kernel"])              # no --days: headers untouched
+    cache.prune(max_age_days=30)
+    assert not os.path.exists(layout["old-kernel"])
+    assert os.path.isfile(os.path.join(layout["current-kernel"], "vmlinux.h"))
+    assert sorted(os.listdir(pch_dir)) == ["clang-new.pch", "clang-new.pch.sha256"]
+
+
+def test_using_a_pch_records_its_use(cache):
+    from bccless.pch import Prelude
+    header = os.path.join(cache.root, "vmlinux", "k", "vmlinux.h")
+    cache._write(header, b"struct x { int a; };\n")
+    prelude = Prelude(cache, header, "headers-digest")
+    path = prelude.path("clang", "v1")
+    tmp = prelude.temporary(path)
+    with open(tmp, "wb") as fh:
+        fh.write(b"CPCH-bytes")
+    prelude.install(tmp, path)
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    assert prelude.usable(path)
+    assert os.stat(path).st_mtime > 1_000_000_000
+    cache.prune(max_age_days=30)
+    assert os.path.isfile(path)
+
+
 def test_cli_ls_show_export(cache, tmp_path):
     cache.put(KEY, OBJ, META)
     run = [sys.executable, "-m", "bccless.cli", "cache", "--dir", cache.root]
