@@ -59,8 +59,8 @@ class Prelude:
 
     def path(self, tool: str, *parts: object) -> str:
         """The cache path of the PCH ``tool`` builds from the prelude with ``parts``."""
-        key = content_key("bccless-pch", PCH_VERSION, tool, self.vmlinux_digest, self.headers_digest,
-                   *parts)
+        key = content_key("bccless-pch", PCH_VERSION, tool, self.vmlinux_digest,
+                          self.headers_digest, *parts)
         return os.path.join(self.directory, f"{tool}-{key}.pch")
 
     def usable(self, path: str) -> bool:
