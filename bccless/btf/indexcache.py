@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import struct
-from array import array
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -168,6 +167,7 @@ def write_index(path: str, blob_header: bytes, offs: Sequence[int], index: NameI
     """Save ``offs`` and ``index`` to ``path`` atomically; failures are only logged
     (the cache is an optimisation).  Older kernels' indexes beside it are removed."""
     import zlib
+    from array import array
 
     payload = b"".join((array("I", offs).tobytes(), index.order.tobytes(),
                         index.keys.tobytes(), index.odd.tobytes()))

@@ -18,7 +18,6 @@ decoded once and looked up in a dict.
 """
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
 
@@ -26,6 +25,7 @@ from .types import essential_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from array import array
     from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
     from .types import Kind
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 def name_offsets(words: Sequence[int], offs: Sequence[int]) -> array:
     """The ``name_off`` word of every record (record ``i`` starts at word ``offs[i]``)."""
+    # Imported here: :mod:`array` imports collections.abc, ~1.5 ms that a cached
+    # kernel index (all memoryviews) never needs.
+    from array import array
     if len(offs) == 1:
         return array("I", (words[offs[0]],))
     return array("I", itemgetter(*offs)(words) if offs else ())
@@ -132,6 +135,7 @@ class NameIndex:
               odd: Optional[Iterable[int]] = None) -> "NameIndex":
         """Index ``name_offs`` (one per record) over the string section ``strs``
         (``odd``: the :func:`odd_positions`, when already known)."""
+        from array import array
         order = array("I", sorted(range(len(name_offs)), key=name_offs.__getitem__))
         keys = array("I", [name_offs[order[0]]] if len(order) == 1 else
                      itemgetter(*order)(name_offs) if order else ())
@@ -170,6 +174,7 @@ class OddNames:
 
 def scan_at(packed: bytes, off: int) -> List[int]:
     """Positions holding ``off`` in ``packed`` (native u32 name offsets), ascending."""
+    from array import array
     needle = array("I", (off,)).tobytes()
     find = packed.find
     out: List[int] = []

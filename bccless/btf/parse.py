@@ -18,7 +18,6 @@ base's string length resolve there, as in libbpf.
 from __future__ import annotations
 
 import sys
-from array import array
 from operator import itemgetter
 
 from ..errors import BTFError
@@ -29,6 +28,7 @@ from .walk import HEADER_LEN, NATIVE_ORDER, RecordWords, diagnose, read_framing,
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs milliseconds to import; annotations are strings
+    from array import array
     from typing import Dict, List, Optional, Sequence
 
     from .names import OddNames
@@ -60,7 +60,7 @@ class BTF(NameLookup):
         self._hdr_flags = 0
         self._hdr_tail = b""                 # header bytes past the 24 we understand
         self._type_base = HEADER_LEN         # byte offset of the type section in the blob
-        self._words: Sequence[int] = array("I")
+        self._words: Sequence[int] = ()
         self._offs: List[int] = []
         self._strs = b"" if base is not None else b"\0"
         self._new_strs = bytearray()
@@ -94,6 +94,7 @@ class BTF(NameLookup):
         if order == NATIVE_ORDER:
             words: Sequence[int] = memoryview(data)[t0:t0 + type_len].cast("I")
         else:
+            from array import array
             words = array("I", bytes(data[t0:t0 + type_len]))
             words.byteswap()
         strs = bytes(data[s0:s0 + str_len])
@@ -265,6 +266,7 @@ class BTF(NameLookup):
         """Kind number of every parsed record (as stored: replacements not applied)."""
         kb = self._kind_bytes
         if kb is None:
+            from array import array
             offs, words = self._offs, self._words
             infos = array("I", itemgetter(*map((1).__add__, offs))(words) if len(offs) > 1
                           else [words[o + 1] for o in offs])
