@@ -8,7 +8,6 @@ while writing CO-RE code.  Both read the running kernel's BTF unless
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing and argparse cost milliseconds to import; annotations are strings
@@ -42,7 +41,14 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     show.set_defaults(func=_type, lazy_logging=True)
 
 
-def quick_parse(words: "list[str]") -> "Optional[SimpleNamespace]":
+class QuickArgs:
+    """What ``argparse.Namespace`` holds, without importing argparse (or :mod:`types`)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+
+def quick_parse(words: "list[str]") -> "Optional[QuickArgs]":
     """The arguments of a plain ``btf type NAME... [--file PATH] [--no-offsets]``, or None.
 
     ``btf type`` is the command people run over and over while writing CO-RE
@@ -71,8 +77,8 @@ def quick_parse(words: "list[str]") -> "Optional[SimpleNamespace]":
             names.append(word)
     if not names:
         return None
-    return SimpleNamespace(verbose=0, command="btf", btf_command="type", name=names,
-                           file=path, no_offsets=no_offsets, func=_type, lazy_logging=True)
+    return QuickArgs(verbose=0, command="btf", btf_command="type", name=names,
+                     file=path, no_offsets=no_offsets, func=_type, lazy_logging=True)
 
 
 def _add_file(parser: "argparse.ArgumentParser") -> None:
